@@ -1,0 +1,323 @@
+"""The Zarr v3 store: templates, region writes, the fingerprint ledger, the lock and lazy opening.
+
+The write path follows xarray-beam's small pure steps:
+
+1. a stage builds a *template* (an :class:`xarray.Dataset` whose data variables are lazy
+   placeholders and whose coordinates are real);
+2. :func:`setup_group` writes the template's metadata and coordinates once;
+3. workers call :func:`write_chunk` with one computed chunk (``mode="r+"`` region write);
+4. the client records the chunk's fingerprint in the ledger with :func:`record` once the
+   write has succeeded.
+
+The ledger lives beside the groups, in ``<store>/_ledger/<group>/<chunk>.json``; each entry
+is replaced atomically, so a killed run leaves either the old or the new entry, never half
+of one.  A chunk that is about to be rewritten in place loses its entry first, so an
+interrupted run leaves it stale.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import socket
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import warnings
+
+import numpy as np
+import xarray as xr
+import zarr
+from zarr.errors import UnstableSpecificationWarning
+
+from cube.fingerprint import ChunkKey
+
+__all__ = [
+    "StoreLockedError",
+    "StoreError",
+    "store_lock",
+    "setup_group",
+    "write_chunk",
+    "open",
+    "open_group_if_exists",
+    "read_ledger",
+    "record",
+    "forget",
+    "staging_name",
+    "swap_in_staging",
+    "drop_group",
+    "consolidate",
+    "layout_signature",
+    "group_attrs_update",
+]
+
+# Label coordinates (messenger, stage, region names) are stored as strings, which zarr-python
+# reads back faithfully but flags as not yet in the Zarr v3 specification.
+warnings.filterwarnings("ignore", category=UnstableSpecificationWarning)
+
+LEDGER = "_ledger"
+LOCK_FILE = ".stardiffuse.lock"
+DIRTY_FILE = "_ledger/DIRTY"
+STAGING_PREFIX = "_staging_"
+
+
+class StoreError(RuntimeError):
+    """A store cannot be read or written as asked (message says what, where and how to fix)."""
+
+
+class StoreLockedError(StoreError):
+    """Another process holds the store's write lock."""
+
+
+@contextlib.contextmanager
+def store_lock(store: str | os.PathLike) -> Iterator[Path]:
+    """Hold the exclusive write lock of ``store`` for the duration of the block.
+
+    The lock is an ``flock`` on ``<store>/.stardiffuse.lock``: the kernel releases it when
+    the holder dies, even by SIGKILL, so a killed run never leaves a stale lock behind.
+
+    Raises
+    ------
+    StoreLockedError
+        If another process already holds it; the message names that process.
+    """
+    root = Path(store)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = path.read_text().strip() or "another process"
+            raise StoreLockedError(
+                f"store {root} is being written by {holder}; wait for that run to finish "
+                f"or use another --store"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode())
+        yield root
+    finally:
+        os.close(fd)
+
+
+def _ledger_dir(store: str | os.PathLike, group: str) -> Path:
+    return Path(store) / LEDGER / group
+
+
+def read_ledger(store: str | os.PathLike, group: str) -> dict[str, dict]:
+    """Return ``{chunk name: {"fingerprint": str, "rows": [str, ...]}}`` recorded for ``group``."""
+    d = _ledger_dir(store, group)
+    out: dict[str, dict] = {}
+    if not d.is_dir():
+        return out
+    for f in d.glob("*.json"):
+        try:
+            out[f.stem] = json.loads(f.read_text())
+        except (OSError, json.JSONDecodeError):
+            # An unreadable entry is as good as none: the chunk is recomputed.
+            continue
+    return out
+
+
+def record(
+    store: str | os.PathLike,
+    key: ChunkKey,
+    fingerprint: str,
+    rows: list[str],
+    *,
+    group: str | None = None,
+    start: int | None = None,
+) -> None:
+    """Atomically record that chunk ``key`` now holds data with ``fingerprint`` (client only).
+
+    ``rows`` are the row fingerprints of the chunk, stored so that a later run whose
+    layout changed can find each row again; ``start`` is the chunk's first row index.
+    """
+    d = _ledger_dir(store, group or key.group)
+    d.mkdir(parents=True, exist_ok=True)
+    tmp = d / f".{key.name}.{os.getpid()}.tmp"
+    entry = {"fingerprint": fingerprint, "rows": rows, "start": key.start if start is None else start}
+    tmp.write_text(json.dumps(entry))
+    os.replace(tmp, d / f"{key.name}.json")
+
+
+def forget(store: str | os.PathLike, keys: list[ChunkKey], *, group: str | None = None) -> None:
+    """Remove the ledger entries of ``keys`` before their chunks are rewritten in place."""
+    for key in keys:
+        with contextlib.suppress(FileNotFoundError):
+            (_ledger_dir(store, group or key.group) / f"{key.name}.json").unlink()
+
+
+def _mark_dirty(store: str | os.PathLike) -> None:
+    p = Path(store) / DIRTY_FILE
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.touch()
+
+
+def open_group_if_exists(store: str | os.PathLike, group: str) -> xr.Dataset | None:
+    """Lazily open ``group`` without consolidated metadata, or return ``None`` if it is absent."""
+    if not (Path(store) / group / "zarr.json").exists():
+        return None
+    return xr.open_zarr(os.fspath(store), group=group, consolidated=False, zarr_format=3)
+
+
+def layout_signature(ds: xr.Dataset, chunk_dim: str, chunk: int) -> dict:
+    """What must match for chunks to be rewritten in place: names, dims, sizes, index coords, chunking."""
+    return {
+        "vars": {k: [list(v.dims), str(v.dtype)] for k, v in sorted(ds.data_vars.items())},
+        "sizes": dict(sorted(ds.sizes.items())),
+        "index": {
+            k: np.asarray(ds[k].values).tolist() for k in sorted(ds.dims) if k in ds.coords and k != chunk_dim
+        },
+        "chunk": chunk,
+    }
+
+
+def setup_group(
+    store: str | os.PathLike, group: str, template: xr.Dataset, chunk_dim: str, chunk: int
+) -> None:
+    """Write the metadata and coordinates of ``template`` as a fresh group (overwriting it).
+
+    Data variables must be dask arrays chunked ``chunk`` along ``chunk_dim`` and whole
+    along every other dim; nothing but coordinates and metadata is written.
+    """
+    _mark_dirty(store)
+    encoding = {}
+    for name, var in template.data_vars.items():
+        chunks = tuple(chunk if d == chunk_dim else template.sizes[d] for d in var.dims)
+        encoding[name] = {"chunks": chunks}
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(Path(store) / group)
+    shutil.rmtree(_ledger_dir(store, group), ignore_errors=True)
+    template.to_zarr(
+        os.fspath(store),
+        group=group,
+        mode="w",
+        compute=False,
+        consolidated=False,
+        zarr_format=3,
+        encoding=encoding,
+        write_empty_chunks=True,
+    )
+
+
+def write_chunk(store: str | os.PathLike, group: str, key: ChunkKey, chunk: xr.Dataset) -> ChunkKey:
+    """Write one computed chunk into its region of ``group`` (``mode="r+"``); runs on workers.
+
+    Variables that do not span the chunked dim were written with the template and are
+    dropped here.  Returns ``key`` so that the client can record the fingerprint.
+    """
+    if chunk.sizes.get(key.dim) != len(key):
+        raise StoreError(
+            f"chunk {key.name} of {group!r} has {chunk.sizes.get(key.dim)} rows along {key.dim!r}, "
+            f"expected {len(key)}"
+        )
+    keep = [v for v in chunk.variables if key.dim in chunk[v].dims]
+    sub = chunk[keep]
+    sub = sub.drop_vars([c for c in sub.coords if key.dim not in sub[c].dims])
+    sub.attrs = {}
+    sub.to_zarr(
+        os.fspath(store),
+        group=group,
+        region=key.region,
+        mode="r+",
+        consolidated=False,
+        zarr_format=3,
+        write_empty_chunks=True,
+    )
+    return key
+
+
+def group_attrs_update(store: str | os.PathLike, group: str, attrs: Mapping) -> None:
+    """Replace the user attributes of ``group`` (client only, at the end of a stage)."""
+    _mark_dirty(store)
+    g = zarr.open_group(os.fspath(store), path=group, mode="r+", zarr_format=3)
+    g.attrs.update(dict(attrs))
+
+
+def staging_name(group: str) -> str:
+    """Name of the group a stage builds when the layout of ``group`` changed."""
+    return f"{STAGING_PREFIX}{group}"
+
+
+def drop_group(store: str | os.PathLike, group: str) -> None:
+    """Delete ``group`` and its ledger (used for leftover staging groups)."""
+    _mark_dirty(store)
+    shutil.rmtree(Path(store) / group, ignore_errors=True)
+    shutil.rmtree(_ledger_dir(store, group), ignore_errors=True)
+
+
+def swap_in_staging(store: str | os.PathLike, group: str) -> None:
+    """Replace ``group`` by its completed staging group (data and ledger).
+
+    The old group is moved aside first and deleted last, so at every instant either the
+    old or the new complete group is under ``group``'s name or aside for the next run.
+    """
+    _mark_dirty(store)
+    root = Path(store)
+    staging = staging_name(group)
+    old = root / f"{STAGING_PREFIX}old_{group}"
+    old_ledger = _ledger_dir(store, f"{STAGING_PREFIX}old_{group}")
+    for p in (old, old_ledger):
+        shutil.rmtree(p, ignore_errors=True)
+    if (root / group).exists():
+        os.replace(root / group, old)
+    if _ledger_dir(store, group).exists():
+        os.replace(_ledger_dir(store, group), old_ledger)
+    os.replace(root / staging, root / group)
+    if _ledger_dir(store, staging).exists():
+        os.replace(_ledger_dir(store, staging), _ledger_dir(store, group))
+    shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(old_ledger, ignore_errors=True)
+
+
+def consolidate(store: str | os.PathLike) -> None:
+    """Consolidate the metadata of the whole store once, from the client, at the end of a run."""
+    root = Path(store)
+    with warnings.catch_warnings():
+        # The ledger and the lock file sit beside the groups on purpose, and consolidated
+        # metadata is a zarr-python extension of v3: both are expected here.
+        warnings.filterwarnings("ignore", message=".*not recognized as a component.*")
+        warnings.filterwarnings("ignore", message=".*Consolidated metadata is currently not part.*")
+        if not (root / "zarr.json").exists():
+            zarr.open_group(os.fspath(root), mode="a", zarr_format=3)
+        zarr.consolidate_metadata(os.fspath(root), zarr_format=3)
+    with contextlib.suppress(FileNotFoundError):
+        (root / DIRTY_FILE).unlink()
+
+
+def open(store: str | os.PathLike, group: str) -> xr.Dataset:  # noqa: A001 - the public name
+    """Open one cube group lazily (dask-backed) for slicing in a notebook.
+
+    Consolidated metadata is used only when the last run finished cleanly; after an
+    interrupted run the group's own metadata is read instead.
+
+    Parameters
+    ----------
+    store : path
+        The Zarr v3 store (``./stardiffuse.zarr`` by default in the CLI).
+    group : str
+        One of ``xsec``, ``templates``, ``yields``, ``emissivity``, ``sky``, ``sed``.
+
+    Raises
+    ------
+    StoreError
+        If the store or the group does not exist.
+    """
+    root = Path(store)
+    if not root.exists():
+        raise StoreError(f"store {root} does not exist; run `stardiffuse run --store {root}` first")
+    if not (root / group / "zarr.json").exists():
+        present = sorted(
+            p.name for p in root.iterdir() if (p / "zarr.json").exists() and not p.name.startswith("_")
+        )
+        raise StoreError(
+            f"store {root} has no {group!r} group (it has: {', '.join(present) or 'none'}); "
+            f"run `stardiffuse run --stages {group}`"
+        )
+    clean = (root / "zarr.json").exists() and not (root / DIRTY_FILE).exists()
+    return xr.open_zarr(os.fspath(root), group=group, consolidated=clean or False, zarr_format=3)

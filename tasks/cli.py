@@ -1,0 +1,174 @@
+"""The ``stardiffuse`` command line (the user-facing contract of DESIGN.md).
+
+User errors (bad configuration, locked or missing store, unknown stage, cluster that
+cannot start) print one message naming what is wrong, where, and how to fix it, and
+exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from rich.console import Console
+
+__all__ = ["main", "build_parser"]
+
+EXIT_USER_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``stardiffuse`` with its sub-commands."""
+    p = argparse.ArgumentParser(
+        prog="stardiffuse",
+        description="Diffuse TeV-PeV gamma rays and neutrinos from cosmic rays hitting the Milky Way's stars.",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def cfg_opts(sp, presets: bool = True):
+        sp.add_argument("--config", metavar="FILE", help="YAML configuration (may start with `preset: quick`)")
+        if presets:
+            sp.add_argument("--preset", choices=["quick", "paper"], help="shipped preset (default quick)")
+        sp.add_argument("--store", default="stardiffuse.zarr", metavar="PATH", help="Zarr store (default ./stardiffuse.zarr)")
+
+    r = sub.add_parser("run", help="bring the cubes up to date (only stale chunks are computed)")
+    cfg_opts(r)
+    r.add_argument("--cluster", choices=["sync", "local", "slurm"], help="where chunks run (default from config: local)")
+    r.add_argument("--workers", type=int, metavar="N", help="worker processes (local) or jobs (slurm)")
+    r.add_argument("--stages", metavar="a,b,...", help="stages to run, with their upstream stages (default all)")
+    r.add_argument("--jobqueue", metavar="FILE", help="dask-jobqueue YAML for --cluster slurm (default deployment/jobqueue.yaml)")
+    r.add_argument("--json", action="store_true", help="end the output with one JSON summary object")
+
+    s = sub.add_parser("status", help="per stage: chunks total and stale")
+    cfg_opts(s)
+    s.add_argument("--json", action="store_true")
+
+    rep = sub.add_parser("report", help="headline numbers vs the paper's claims")
+    rep.add_argument("--store", default="stardiffuse.zarr", metavar="PATH")
+    rep.add_argument("--json", action="store_true")
+
+    f = sub.add_parser("figures", help="the paper's figures as PNG")
+    f.add_argument("--store", default="stardiffuse.zarr", metavar="PATH")
+    f.add_argument("--out", default="figures", metavar="DIR")
+
+    e = sub.add_parser("export", help="HEALPix FITS maps, SED tables")
+    e.add_argument("--store", default="stardiffuse.zarr", metavar="PATH")
+    e.add_argument("--out", default="export", metavar="DIR")
+    return p
+
+
+class UserError(Exception):
+    """An error the user can fix; printed without a traceback."""
+
+
+def _load(args):
+    from tasks.config import load_config
+
+    return load_config(args.config, getattr(args, "preset", None))
+
+
+def _cmd_run(args, console: Console) -> int:
+    from tasks.cluster import make_client
+    from tasks.runner import run
+    from tasks.stages import resolve
+
+    config = _load(args)
+    stages = resolve(args.stages.split(",")) if args.stages else None
+    kind = args.cluster or config.run.cluster
+    workers = args.workers or config.run.workers
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers must be at least 1, got {workers}")
+    t0 = time.perf_counter()
+    with make_client(kind, workers, args.jobqueue) as client:
+        summary = run(config, args.store, client=client, stages=stages, console=console)
+    total = time.perf_counter() - t0
+    for name, res in summary.stages.items():
+        if res.status != "done":
+            console.print(f"  {name:<11} {res.status}")
+        else:
+            extra = f", {res.chunks_copied} reused after a layout change" if res.chunks_copied else ""
+            console.print(
+                f"  {name:<11} {res.chunks_computed}/{res.chunks_total} chunks computed{extra} in {res.seconds:.1f} s"
+            )
+        for note in res.notes:
+            console.print(f"      {note}")
+    console.print(f"store {summary.store} up to date in {total:.1f} s")
+    if args.json:
+        print(json.dumps(summary.as_json()))
+    return 0
+
+
+def _cmd_status(args, console: Console) -> int:
+    from tasks.runner import stage_status
+    from tasks.stages import ORDER, STAGES
+
+    config = _load(args)
+    out = {}
+    for name in ORDER:
+        stage = STAGES[name]
+        if stage is None:
+            out[name] = {"status": "not built yet"}
+            continue
+        try:
+            out[name] = stage_status(stage, config, args.store)
+        except FileNotFoundError as e:
+            out[name] = {"status": f"waiting for upstream ({e})"}
+    if args.json:
+        print(json.dumps({"store": args.store, "stages": out}))
+    else:
+        for name, st in out.items():
+            if "chunks_total" in st:
+                console.print(f"  {name:<11} {st['chunks_total']} chunks, {st['chunks_stale']} stale")
+            else:
+                console.print(f"  {name:<11} {st['status']}")
+    return 0
+
+
+def _not_built(what: str) -> int:
+    raise UserError(f"`stardiffuse {what}` is not built yet in this version (see the open issues)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``stardiffuse`` console script; returns the exit status."""
+    from cube.schema import SchemaError
+    from cube.store import StoreError
+    from tasks.config import ConfigError
+    from tasks.stages import UnknownStageError
+
+    try:
+        from tasks.cluster import ClusterError
+    except ImportError:  # pragma: no cover - cluster support is part of the package
+        ClusterError = RuntimeError  # type: ignore[assignment,misc]
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["run", *(argv or [])])
+    json_mode = getattr(args, "json", False)
+    # With --json the last line of stdout is the JSON object; progress goes to stderr.
+    console = Console(stderr=json_mode)
+    errors = (ConfigError, StoreError, UnknownStageError, ClusterError, UserError, SchemaError)
+    try:
+        if args.command == "run":
+            return _cmd_run(args, console)
+        if args.command == "status":
+            return _cmd_status(args, console)
+        if args.command == "report":
+            from tasks.report import report
+
+            return report(args.store, json_mode=json_mode, console=console)
+        return _not_built(args.command)
+    except errors as e:
+        print(f"stardiffuse: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("stardiffuse: interrupted; the next run redoes exactly the unfinished chunks", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,385 @@
+"""The run configuration: one YAML schema for every parameter of PHYSICS.md, validated on load.
+
+Defaults are the paper's values (and the project's documented choices, marked
+[choice] in PHYSICS.md).  Two presets ship with the package: ``quick`` (seconds on a
+laptop) and ``paper`` (full resolution, for a cluster).  A user file may start from a
+preset with ``preset: quick`` and override single keys; everything else is validated
+strictly: an unknown key, a wrong type or an out-of-range value is one
+:class:`ConfigError` that names the key path.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "ConfigError",
+    "Config",
+    "EnergyGrid",
+    "load_config",
+    "load_preset",
+    "PRESETS",
+]
+
+PRESETS = ("quick", "paper")
+
+Positive = Annotated[float, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the file, the key path and the fix."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class EnergyGrid(_Section):
+    """A log-spaced energy grid [TeV]: ``per_decade`` points per decade from ``min`` to ``max``.
+
+    Points sit at ``10**(k / per_decade)`` TeV for integer k, so extending the range keeps
+    every existing point (and its stored chunk) unchanged.
+    """
+
+    min: Positive
+    max: Positive
+    per_decade: Annotated[int, Field(ge=1, le=200)]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "EnergyGrid":
+        if self.max <= self.min:
+            raise ValueError(f"max ({self.max}) must be larger than min ({self.min})")
+        return self
+
+    def values(self):
+        """The grid points [TeV] as a numpy array (anchored at 1 TeV, both ends included)."""
+        import numpy as np
+
+        k0 = math.ceil(round(math.log10(self.min) * self.per_decade, 9))
+        k1 = math.floor(round(math.log10(self.max) * self.per_decade, 9))
+        return 10.0 ** (np.arange(k0, k1 + 1) / self.per_decade)
+
+
+class CosmicRays(_Section):
+    """Proton intensity, PHYSICS.md P1 (DAMPE 2019; LHAASO)."""
+
+    norm: Positive = Field(8.63e-6, description="I_p(1 TeV) [cm^-2 s^-1 sr^-1 TeV^-1] [choice]")
+    norm_energy: Positive = Field(1.0, description="energy of the normalisation [TeV]")
+    indices: tuple[Positive, Positive, Positive, Positive] = (2.60, 2.85, 2.51, 3.50)
+    breaks: tuple[Positive, Positive, Positive] = Field(
+        (10.0, 340.0, 3300.0), description="E_s, E_b, E_k [TeV]"
+    )
+
+    @field_validator("breaks")
+    @classmethod
+    def _ascending(cls, v):
+        if not (v[0] < v[1] < v[2]):
+            raise ValueError(f"breaks must be ascending, got {list(v)}")
+        return v
+
+
+class Interactions(_Section):
+    """Hadronic interactions and absorption, PHYSICS.md P2."""
+
+    nuclear_enhancement: Annotated[float, Field(ge=1, le=5)] = Field(
+        1.8, description="N_nuc: CR nuclei and He/metal targets"
+    )
+    hydrogen_fraction: Fraction = Field(0.70, description="X for the pair-production length")
+    neutrino_absorption: bool = Field(False, description="[choice, beyond the paper]")
+    flavour_ratio: tuple[Positive, Positive, Positive] = Field(
+        (1.0, 1.0, 1.0), description="nu_e:nu_mu:nu_tau at Earth [choice]"
+    )
+
+
+class XsecStage(_Section):
+    """The cross-section cube: E_p and secondary energy grids."""
+
+    E_p: EnergyGrid = EnergyGrid(min=0.1, max=1.0e5, per_decade=10)
+    energy: EnergyGrid = EnergyGrid(min=0.1, max=1.0e4, per_decade=10)
+    chunk: Annotated[int, Field(ge=1)] = 8
+
+
+class Atmosphere(_Section):
+    """Near-surface structure model of the built-in generator, PHYSICS.md P5."""
+
+    alpha_mlt: Annotated[float, Field(gt=0, le=5)] = 1.8
+    hydrogen_fraction: Fraction = Field(0.70, description="X at Z = 0.02; X scales as 0.76 - 3 Z")
+
+
+class Templates(_Section):
+    """The stellar template library, PHYSICS.md P5."""
+
+    source: Literal["generator", "mesa"] = "generator"
+    mesa_logs: list[str] = Field(default_factory=list, description="MESA LOGS/ directories")
+    masses: list[Annotated[float, Field(ge=0.1, le=25)]] = Field(
+        default_factory=lambda: [0.1, 0.2, 0.3, 0.5, 0.7, 0.85, 1.0, 1.2, 1.41, 2.0, 3.0, 5.0, 10.0, 15.0, 25.0]
+    )
+    metallicities: list[Annotated[float, Field(ge=1e-4, le=0.03)]] = Field(
+        default_factory=lambda: [1e-4, 0.002, 0.008, 0.02, 0.03]
+    )
+    snapshots_per_stage: dict[Literal["MS", "RGB", "CHeB", "EAGB", "TPAGB"], Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: {"MS": 10, "RGB": 5, "CHeB": 5, "EAGB": 3, "TPAGB": 3}
+    )
+    extra_snapshots: list[tuple[Annotated[float, Field(ge=0.1, le=25)], Annotated[float, Field(ge=1e-4, le=0.03)], Positive]] = Field(
+        default_factory=lambda: [(1.0, 0.02, 4.57e9)],
+        description="(mass_init, Z, age [yr]) snapshots always present (the Sun)",
+    )
+    max_age: Positive = Field(1.4e10, description="tracks are followed to this age at most [yr]")
+    radius_points: Annotated[int, Field(ge=16, le=4096)] = 300
+    depth_min: Annotated[float, Field(gt=0, lt=1e-2)] = 1e-7
+    atmosphere: Atmosphere = Atmosphere()
+    chunk: Annotated[int, Field(ge=1)] = 64
+
+    @model_validator(mode="after")
+    def _mesa_needs_logs(self) -> "Templates":
+        if self.source == "mesa" and not self.mesa_logs:
+            raise ValueError("source is 'mesa' but mesa_logs lists no LOGS directory")
+        return self
+
+
+class Mirroring(_Section):
+    """The canonical-momentum mirroring model and its surface parameters, PHYSICS.md P4."""
+
+    calibration: Literal["hawc", "none"] = "hawc"
+    hawc_norm: Positive = Field(1.6e-12, description="HAWC quiet Sun dN/dE at 1 TeV [TeV^-1 cm^-2 s^-1]")
+    hawc_index: Positive = 3.62
+    hawc_range: tuple[Positive, Positive] = (0.5, 2.6)
+    max_mass: Positive = Field(1.41, description="Kraft break [Msun]: no mirroring above")
+    f_B_low: Fraction = Field(1.0, description="f_B below f_B_mass_low")
+    f_B_high: Fraction = Field(0.7, description="f_B from f_B_mass_high to max_mass")
+    f_B_mass_low: Positive = 0.30
+    f_B_mass_high: Positive = 1.0
+    t_sat_points: list[tuple[Positive, Positive]] = Field(
+        default_factory=lambda: [(0.1, 5.0), (0.35, 2.0), (0.5, 0.6), (0.7, 0.25), (1.0, 0.1), (1.41, 0.05)],
+        description="(M [Msun], t_sat [Gyr]) for log-log interpolation [choice]",
+    )
+    spindown_index: Positive = Field(0.5, description="f_age = (t/t_sat)^-index (Skumanich)")
+
+    @model_validator(mode="after")
+    def _order(self) -> "Mirroring":
+        if self.hawc_range[0] >= self.hawc_range[1]:
+            raise ValueError(f"hawc_range must be ascending, got {list(self.hawc_range)}")
+        if self.f_B_mass_low >= self.f_B_mass_high:
+            raise ValueError("f_B_mass_low must be below f_B_mass_high")
+        return self
+
+
+class YieldsStage(_Section):
+    """Transport quadrature and chunking of the yields cube, PHYSICS.md P3-P4."""
+
+    impact_points: Annotated[int, Field(ge=8, le=4096)] = 96
+    mu_points: Annotated[int, Field(ge=4, le=512)] = 24
+    phi_points: Annotated[int, Field(ge=4, le=512)] = 24
+    chunk: Annotated[int, Field(ge=1)] = 64
+
+
+class Bulge(_Section):
+    """Bulge density, ages and metallicities (lengths in pc unless marked)."""
+
+    rho0: Positive = Field(101.0, description="[Msun pc^-3]")
+    q: Positive = 0.5
+    alpha: Positive = 1.8
+    r0: Positive = Field(75.0, description="[pc]")
+    r_cut: Positive = Field(2100.0, description="[pc]")
+    age: Positive = Field(11.0, description="[Gyr]")
+    feh: tuple[float, float] = (0.3, -0.3)
+    feh_weights: tuple[Fraction, Fraction] = (0.75, 0.25)
+    young_fraction: Fraction = 0.05
+    young_ages: tuple[Positive, Positive] = Field((2.0, 5.0), description="[Gyr]")
+    young_R: tuple[Positive, Positive] = Field((2.0, 3.5), description="[kpc]")
+    young_abs_z: Positive = Field(0.25, description="[kpc]")
+
+
+class Disk(_Section):
+    """An exponential disk."""
+
+    sigma0: Positive = Field(description="surface density [Msun pc^-2]")
+    z_d: Positive = Field(description="scale height [pc]")
+    R_d: Positive = Field(description="scale length [kpc]")
+
+
+class ThinDisk(Disk):
+    """Thin disk with its age-metallicity relation."""
+
+    sigma0: Positive = 1070.0
+    z_d: Positive = 300.0
+    R_d: Positive = 2.43
+    age_rate: Positive = Field(0.12, description="p(tau) ~ exp(-rate tau/Gyr) [choice]")
+    age_max: Positive = Field(10.0, description="[Gyr]")
+    feh0: float = 0.15
+    feh_age_slope: float = -0.04
+    feh_R_slope: float = -0.059
+    feh_z_slope: float = Field(0.0, description="g_z [dex/kpc] [choice]")
+
+
+class ThickDisk(Disk):
+    """Thick disk: old, metal poor."""
+
+    sigma0: Positive = 113.0
+    z_d: Positive = 900.0
+    R_d: Positive = 3.88
+    age_mean: Positive = Field(11.0, description="[Gyr]")
+    age_sigma: Positive = Field(1.5, description="[Gyr]")
+    feh: float = -0.5
+
+
+class IMF(_Section):
+    """Broken power-law initial mass function dN/dM ~ M^-slope."""
+
+    breaks: tuple[Positive, Positive, Positive] = Field((0.08, 0.5, 100.0), description="[Msun]")
+    slopes: tuple[Positive, Positive] = (1.3, 2.3)
+    max_template_mass: Positive = Field(25.0, description="heavier stars get zero yield [Msun]")
+
+
+class Galaxy(_Section):
+    """Galactic population synthesis, PHYSICS.md P6."""
+
+    bulge: Bulge = Bulge()
+    thin: ThinDisk = ThinDisk()
+    thick: ThickDisk = ThickDisk()
+    imf: IMF = IMF()
+    mean_stellar_mass: Positive = Field(0.41, description="[Msun]")
+    z_sun: Positive = Field(0.02, description="Z_sun for Z = Z_sun 10^[Fe/H] [choice]")
+    R_sun: Positive = Field(8.5, description="[kpc]")
+    neighbours: Annotated[int, Field(ge=1, le=100)] = 10
+    stars_per_cell: Annotated[int, Field(ge=10)] = 20000
+    R_max: Positive = Field(30.0, description="[kpc]")
+    z_max: Positive = Field(5.0, description="[kpc]")
+    R_points: Annotated[int, Field(ge=2)] = 121
+    z_points: Annotated[int, Field(ge=2)] = 101
+    chunk: Annotated[int, Field(ge=1)] = 8
+
+
+class Sky(_Section):
+    """Line-of-sight integration and HEALPix maps, PHYSICS.md P7."""
+
+    nside: Annotated[int, Field(ge=1, le=8192)] = 256
+    z_observer: float = Field(0.0, description="[kpc] [choice]")
+    steps: Annotated[int, Field(ge=16)] = 800
+    cmb_attenuation: bool = Field(False, description="[choice, beyond the paper]")
+    chunk: Annotated[int, Field(ge=1)] = 12288
+
+    @field_validator("nside")
+    @classmethod
+    def _power_of_two(cls, v: int) -> int:
+        if v & (v - 1):
+            raise ValueError(f"nside must be a power of two (1, 2, 4, ..., 8192), got {v}")
+        return v
+
+
+class Comparisons(_Section):
+    """Observational comparisons, PHYSICS.md P8."""
+
+    ebl_model: str = "dominguez"
+    igrb_model: Literal["A", "B", "C"] = "A"
+
+
+class Run(_Section):
+    """Execution settings that do not change any number in the cubes."""
+
+    seed: Annotated[int, Field(ge=0)] = 20260411
+    cluster: Literal["sync", "local", "slurm"] = "local"
+    workers: Annotated[int, Field(ge=1)] | None = None
+
+
+class Config(_Section):
+    """The whole configuration; each section maps to one part of PHYSICS.md."""
+
+    preset: Literal["quick", "paper"] | None = None
+    run: Run = Run()
+    cosmic_rays: CosmicRays = CosmicRays()
+    interactions: Interactions = Interactions()
+    xsec: XsecStage = XsecStage()
+    templates: Templates = Templates()
+    mirroring: Mirroring = Mirroring()
+    yields: YieldsStage = YieldsStage()
+    galaxy: Galaxy = Galaxy()
+    sky: Sky = Sky()
+    comparisons: Comparisons = Comparisons()
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see the quick preset for every key)"
+        got = e.get("input")
+        shown = "" if e["type"] in ("extra_forbidden", "missing") or isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"{source}: {path}: {msg}{shown}")
+    return "invalid configuration\n  " + "\n  ".join(lines)
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _preset_dict(name: str) -> dict:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    text = resources.files("tasks").joinpath("presets", f"{name}.yaml").read_text()
+    return yaml.safe_load(text) or {}
+
+
+def _validate(data: Any, source: str) -> Config:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(data).__name__}")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err, source)) from None
+
+
+def load_preset(name: str) -> Config:
+    """Return the validated preset ``quick`` or ``paper``."""
+    return _validate(_preset_dict(name), f"preset {name}")
+
+
+def load_config(path: str | Path | None = None, preset: str | None = None) -> Config:
+    """Load and validate a configuration.
+
+    Parameters
+    ----------
+    path : path, optional
+        A YAML file.  If it has a top-level ``preset:`` key, the file overrides that preset.
+    preset : str, optional
+        ``quick`` or ``paper``; used when no file is given (default ``quick``).
+
+    Raises
+    ------
+    ConfigError
+        For an unreadable file, bad YAML, or any invalid key (the message names the key path).
+    """
+    if path is None:
+        return load_preset(preset or "quick")
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read configuration file {p}: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML: {e}") from None
+    data = {} if data is None else data
+    if isinstance(data, dict) and (data.get("preset") or preset):
+        name = data.get("preset") or preset
+        if not isinstance(name, str):
+            raise ConfigError(f"{p}: preset: must be one of {', '.join(PRESETS)} (got {name!r})")
+        data = _deep_merge(_preset_dict(name), data)
+    return _validate(data, str(p))

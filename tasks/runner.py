@@ -1,0 +1,268 @@
+"""The thin orchestration layer: bring each cube group up to date, recomputing only stale chunks.
+
+For one stage:
+
+1. the stage plans: a template of the whole group, one fingerprint per row of the
+   chunked dim, and a pure chunk function;
+2. chunk fingerprints are compared with the ledger; if the group's layout is unchanged,
+   stale chunks are rewritten in place; if it changed (a grid grew, a model was added),
+   the group is rebuilt in a staging group where every chunk whose rows all exist in the
+   old group is copied over and only the others are computed, then swapped in;
+3. workers compute and write chunks; the client records each fingerprint as its write
+   succeeds; group attributes are written and metadata consolidated once at the end.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+import xarray as xr
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from cube import store as cstore
+from cube.fingerprint import ChunkKey, chunk_keys, combine
+from cube.schema import apply_metadata, validate
+from tasks.stages.base import Stage, StagePlan
+
+__all__ = ["StageResult", "RunSummary", "run_stage", "run", "stage_status"]
+
+
+@dataclass
+class StageResult:
+    """What one stage did: chunks in the group, chunks computed, chunks copied, wall seconds."""
+
+    chunks_total: int = 0
+    chunks_computed: int = 0
+    chunks_copied: int = 0
+    seconds: float = 0.0
+    status: str = "done"
+    notes: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        out = {
+            "chunks_total": self.chunks_total,
+            "chunks_computed": self.chunks_computed,
+            "seconds": round(self.seconds, 3),
+        }
+        if self.chunks_copied:
+            out["chunks_copied"] = self.chunks_copied
+        if self.status != "done":
+            out["status"] = self.status
+        return out
+
+
+@dataclass
+class RunSummary:
+    store: str
+    stages: dict[str, StageResult]
+
+    def as_json(self) -> dict:
+        return {"store": self.store, "stages": {k: v.as_json() for k, v in self.stages.items()}}
+
+
+def _compute_and_write(store, target: str, group: str, key: ChunkKey, compute: Callable, payload: Any) -> ChunkKey:
+    ds = compute(key.start, key.stop, payload)
+    ds = apply_metadata(ds, group)
+    cstore.write_chunk(store, target, key, ds)
+    return key
+
+
+def _copy_and_write(store, source: str, target: str, key: ChunkKey, positions: list[int]) -> ChunkKey:
+    old = xr.open_zarr(str(store), group=source, consolidated=False, zarr_format=3)
+    ds = old.isel({key.dim: np.asarray(positions)}).load()
+    cstore.write_chunk(store, target, key, ds)
+    return key
+
+
+def _row_index(ledger: Mapping[str, dict]) -> dict[str, int]:
+    index: dict[str, int] = {}
+    for entry in ledger.values():
+        start = entry.get("start")
+        if start is None:
+            continue
+        for i, fp in enumerate(entry.get("rows", [])):
+            index.setdefault(fp, start + i)
+    return index
+
+
+def _execute(tasks: list[tuple[ChunkKey, Callable, tuple]], client, on_done: Callable[[ChunkKey], None], label: str, console: Console | None) -> None:
+    if not tasks:
+        return
+    progress = Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=console is None,
+        transient=False,
+    )
+    with progress:
+        bar = progress.add_task(label, total=len(tasks))
+        if client is None:
+            for key, fn, args in tasks:
+                on_done(fn(*args))
+                progress.advance(bar)
+        else:
+            from distributed import as_completed
+
+            futures = [client.submit(fn, *args, pure=False, key=f"{label}-{key.name}") for key, fn, args in tasks]
+            try:
+                for fut in as_completed(futures):
+                    on_done(fut.result())
+                    progress.advance(bar)
+            finally:
+                for fut in futures:
+                    fut.cancel()
+
+
+def run_stage(stage: Stage, config, store, client=None, console: Console | None = None) -> StageResult:
+    """Bring the group of ``stage`` in ``store`` up to date with ``config``.
+
+    Parameters
+    ----------
+    stage : Stage
+        The stage to run.
+    config : tasks.config.Config
+        The validated configuration.
+    store : path
+        The Zarr v3 store (its lock must be held by the caller).
+    client : distributed.Client, optional
+        Workers to run chunks on; ``None`` runs them in this process, one after another.
+    console : rich.console.Console, optional
+        Where to show progress; ``None`` shows none.
+    """
+    t0 = time.perf_counter()
+    plan: StagePlan = stage.plan(config, store)
+    group, dim = stage.name, stage.chunk_dim
+    template = apply_metadata(plan.template, group)
+    size = plan.template.sizes[dim]
+    keys = chunk_keys(group, dim, size, plan.chunk)
+    rows = plan.row_fingerprints
+    if len(rows) != size:
+        raise RuntimeError(f"stage {group}: {len(rows)} row fingerprints for {size} rows")
+    wanted = {k: combine(rows[k.start : k.stop]) for k in keys}
+
+    stored = cstore.open_group_if_exists(store, group)
+    template_layout = cstore.layout_signature(template, dim, plan.chunk)
+    staging = cstore.staging_name(group)
+    copies: list[tuple[ChunkKey, list[int]]] = []
+    if stored is not None and _stored_layout(store, group, dim) == template_layout:
+        target = group
+        cstore.drop_group(store, staging)
+        ledger = cstore.read_ledger(store, group)
+        todo = [k for k in keys if ledger.get(k.name, {}).get("fingerprint") != wanted[k]]
+        cstore.forget(store, todo, group=group)
+    else:
+        target = staging
+        st = cstore.open_group_if_exists(store, staging)
+        if st is None or _stored_layout(store, staging, dim) != template_layout:
+            cstore.setup_group(store, staging, template, dim, plan.chunk)
+            _write_layout(store, staging, template_layout)
+        ledger = cstore.read_ledger(store, staging)
+        pending = [k for k in keys if ledger.get(k.name, {}).get("fingerprint") != wanted[k]]
+        cstore.forget(store, pending, group=staging)
+        old_rows = _row_index(cstore.read_ledger(store, group)) if stored is not None else {}
+        todo = []
+        for k in pending:
+            pos = [old_rows.get(fp) for fp in rows[k.start : k.stop]]
+            if old_rows and all(p is not None for p in pos):
+                copies.append((k, pos))
+            else:
+                todo.append(k)
+
+    def done(key: ChunkKey) -> None:
+        cstore.record(store, key, wanted[key], rows[key.start : key.stop], group=target, start=key.start)
+
+    tasks = [(k, _copy_and_write, (store, group, target, k, pos)) for k, pos in copies]
+    tasks += [(k, _compute_and_write, (store, target, group, k, plan.compute, plan.payload)) for k in todo]
+    _execute(tasks, client, done, group, console)
+
+    if target == staging:
+        cstore.swap_in_staging(store, group)
+    cstore.group_attrs_update(store, group, {**plan.attrs, "code_version": stage.code_version, "layout": template_layout})
+    validate(cstore.open_group_if_exists(store, group), group)
+    return StageResult(
+        chunks_total=len(keys),
+        chunks_computed=len(todo),
+        chunks_copied=len(copies),
+        seconds=time.perf_counter() - t0,
+        notes=list(plan.notes),
+    )
+
+
+def _stored_layout(store, group: str, dim: str) -> dict | None:
+    import zarr
+
+    try:
+        g = zarr.open_group(str(store), path=group, mode="r", zarr_format=3)
+    except Exception:  # noqa: BLE001 - any unreadable group is simply rebuilt
+        return None
+    return g.attrs.get("layout")
+
+
+def _write_layout(store, group: str, layout: dict) -> None:
+    cstore.group_attrs_update(store, group, {"layout": layout})
+
+
+def stage_status(stage: Stage, config, store) -> dict:
+    """Chunks total and stale for one stage, without computing anything."""
+    plan = stage.plan(config, store)
+    dim = stage.chunk_dim
+    size = plan.template.sizes[dim]
+    keys = chunk_keys(stage.name, dim, size, plan.chunk)
+    rows = plan.row_fingerprints
+    if _stored_layout(store, stage.name, dim) != cstore.layout_signature(plan.template, dim, plan.chunk):
+        ledger = {}
+    else:
+        ledger = cstore.read_ledger(store, stage.name)
+    stale = sum(ledger.get(k.name, {}).get("fingerprint") != combine(rows[k.start : k.stop]) for k in keys)
+    return {"chunks_total": len(keys), "chunks_stale": int(stale)}
+
+
+def run(
+    config,
+    store="stardiffuse.zarr",
+    client=None,
+    stages: Iterable[str] | None = None,
+    console: Console | None = None,
+) -> RunSummary:
+    """Run the pipeline: every requested stage (default: all built ones), in order.
+
+    Parameters
+    ----------
+    config : tasks.config.Config
+        Validated configuration (see :func:`tasks.config.load_config`).
+    store : path
+        Zarr v3 store to bring up to date.
+    client : distributed.Client, optional
+        Dask client; ``None`` computes chunks in this process.
+    stages : iterable of str, optional
+        Stage names; their upstream stages are brought up to date first.
+    console : rich.console.Console, optional
+        Progress display; ``None`` for silence.
+
+    Returns
+    -------
+    RunSummary
+        Per stage: chunks total, chunks computed and seconds; stages not built yet are
+        listed with ``status: "not built yet"`` and computed nothing.
+    """
+    from tasks.stages import STAGES, resolve
+
+    names = resolve(stages)
+    results: dict[str, StageResult] = {}
+    with cstore.store_lock(store):
+        for name in names:
+            stage = STAGES[name]
+            if stage is None:
+                results[name] = StageResult(status="not built yet")
+                continue
+            results[name] = run_stage(stage, config, store, client, console)
+        cstore.consolidate(store)
+    return RunSummary(store=str(store), stages=results)

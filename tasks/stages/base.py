@@ -1,0 +1,59 @@
+"""What every stage provides to the orchestrator: a plan and a pure chunk function."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+__all__ = ["StagePlan", "Stage", "placeholder"]
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """Everything the orchestrator needs to bring one cube group up to date.
+
+    Attributes
+    ----------
+    template : xarray.Dataset
+        Coordinates and metadata of the whole group; data variables are lazy
+        placeholders (see :func:`placeholder`) chunked ``chunk`` along ``chunk_dim``.
+    chunk : int
+        Rows per chunk along the stage's chunked dim.
+    row_fingerprints : list of str
+        One fingerprint per row of the chunked dim (everything that row depends on).
+    attrs : mapping
+        Group attributes (configuration section, code version, calibration, ...).
+    compute : callable
+        ``compute(start, stop, payload) -> xarray.Dataset`` for rows ``[start, stop)``;
+        pure, picklable, run on workers.
+    payload : object
+        The picklable input handed to ``compute`` (configuration values, input paths).
+    """
+
+    template: xr.Dataset
+    chunk: int
+    row_fingerprints: list[str]
+    attrs: Mapping[str, Any]
+    compute: Callable[[int, int, Any], xr.Dataset]
+    payload: Any = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A pipeline stage: its cube group, code version, what it reads, and its planner."""
+
+    name: str
+    code_version: str
+    chunk_dim: str
+    inputs: tuple[str, ...]
+    plan: Callable[..., StagePlan]
+
+
+def placeholder(shape: tuple[int, ...], chunks: tuple[int, ...], dtype=np.float64) -> da.Array:
+    """A lazy NaN-filled array used as a template variable (never computed)."""
+    return da.full(shape, np.nan, chunks=chunks, dtype=dtype)

@@ -1,0 +1,57 @@
+"""The ``xsec`` stage: pp cross sections on the configured (E_p, energy) grids, chunked along E_p."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from catalogs import xsec as xs
+from cube.fingerprint import fingerprint
+from tasks.stages.base import Stage, StagePlan, placeholder
+
+__all__ = ["STAGE", "plan", "compute"]
+
+CODE_VERSION = "xsec/1 kafexhiu2014+aafragpy"
+
+
+def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
+    """Cross sections for primary rows ``[start, stop)``: sigma_inel [mb], dsigma/dE [mb TeV^-1]."""
+    E_p = np.asarray(payload["E_p"])[start:stop]
+    energy = np.asarray(payload["energy"])
+    dsig = np.stack([xs.dsigma_dE(m, E_p, energy) for m in xs.MESSENGERS], axis=-1)
+    return xr.Dataset(
+        {
+            "dsigma_dE": (("E_p", "energy", "messenger"), dsig),
+            "sigma_inel": (("E_p",), xs.sigma_inel(E_p)),
+        },
+        coords={"E_p": E_p, "energy": energy, "messenger": list(xs.MESSENGERS)},
+    )
+
+
+def plan(config, store) -> StagePlan:
+    """Template, row fingerprints (one per E_p value) and the chunk function."""
+    cfg = config.xsec
+    E_p = cfg.E_p.values()
+    energy = cfg.energy.values()
+    n_p, n_e, n_m = len(E_p), len(energy), len(xs.MESSENGERS)
+    template = xr.Dataset(
+        {
+            "dsigma_dE": (("E_p", "energy", "messenger"), placeholder((n_p, n_e, n_m), (cfg.chunk, n_e, n_m))),
+            "sigma_inel": (("E_p",), placeholder((n_p,), (cfg.chunk,))),
+        },
+        coords={"E_p": E_p, "energy": energy, "messenger": list(xs.MESSENGERS)},
+    )
+    # A row depends on its own E_p, the whole secondary grid and the code; nothing else.
+    rows = [fingerprint(code=CODE_VERSION, E_p=float(e), energy=energy) for e in E_p]
+    section = {"xsec": config.xsec.model_dump(mode="json")}
+    return StagePlan(
+        template=template,
+        chunk=cfg.chunk,
+        row_fingerprints=rows,
+        attrs={"config": section, "references": "Kafexhiu et al. 2014 PRD 90 123014; AAfrag (aafragpy)"},
+        compute=compute,
+        payload={"E_p": E_p, "energy": energy},
+    )
+
+
+STAGE = Stage(name="xsec", code_version=CODE_VERSION, chunk_dim="E_p", inputs=(), plan=plan)
