@@ -83,7 +83,8 @@ def _cmd_run(args, console: Console) -> int:
     if workers is not None and workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
     t0 = time.perf_counter()
-    with make_client(kind, workers, args.jobqueue) as client:
+    jobqueue = args.jobqueue or config.run.jobqueue
+    with make_client(kind, workers, jobqueue, wait_timeout=config.run.wait_timeout) as client:
         summary = run(config, args.store, client=client, stages=stages, console=console)
     total = time.perf_counter() - t0
     for name, res in summary.stages.items():

@@ -288,6 +288,8 @@ class Run(_Section):
     seed: Annotated[int, Field(ge=0)] = 20260411
     cluster: Literal["sync", "local", "slurm"] = "local"
     workers: Annotated[int, Field(ge=1)] | None = None
+    jobqueue: str | None = Field(None, description="dask-jobqueue YAML (default deployment/jobqueue.yaml)")
+    wait_timeout: Positive = Field(600.0, description="seconds to wait for Slurm workers")
 
 
 class Config(_Section):

@@ -1,0 +1,253 @@
+"""Dask cluster set-up for a pipeline run: synchronous, local processes, or Slurm.
+
+``make_client`` is the single entry point used by the CLI (``--cluster`` and
+``--workers``) and by notebooks::
+
+    with make_client("local", workers=4) as client:
+        tasks.run(config, store, client=client)
+
+The Slurm path uses ``dask_jobqueue.SLURMCluster`` configured from a
+``jobqueue.yaml`` (default: ``deployment/jobqueue.yaml`` of this repository);
+see ``deployment/README.md`` for site notes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dask
+import yaml
+
+__all__ = [
+    "CLUSTER_KINDS",
+    "DEFAULT_JOBQUEUE_CONFIG",
+    "DEFAULT_WAIT_TIMEOUT",
+    "ClusterError",
+    "available_cpus",
+    "load_jobqueue_config",
+    "make_client",
+    "slurm_cluster",
+]
+
+#: Accepted values of ``kind`` (and of the CLI's ``--cluster``).
+CLUSTER_KINDS: tuple[str, ...] = ("sync", "local", "slurm")
+
+
+
+def _default_jobqueue_config() -> Path:
+    """``deployment/jobqueue.yaml``: next to ``tasks/`` in a checkout, else the installed package."""
+    source_tree = Path(__file__).resolve().parents[1] / "deployment" / "jobqueue.yaml"
+    if source_tree.is_file():
+        return source_tree
+    spec = importlib.util.find_spec("deployment")
+    if spec is not None and spec.origin is not None:
+        installed = Path(spec.origin).parent / "jobqueue.yaml"
+        if installed.is_file():
+            return installed
+    return source_tree  # missing: load_jobqueue_config reports it
+
+
+#: jobqueue.yaml shipped with the project (``deployment/jobqueue.yaml``).
+DEFAULT_JOBQUEUE_CONFIG: Path = _default_jobqueue_config()
+
+#: Seconds to wait for Slurm worker jobs to connect (they may sit in the queue).
+DEFAULT_WAIT_TIMEOUT: float = 600.0
+
+
+class ClusterError(RuntimeError):
+    """A cluster could not be configured or started; the message says what, where and how to fix."""
+
+
+def available_cpus() -> int:
+    """CPUs this process may use (honours Slurm/cgroup CPU sets, unlike ``os.cpu_count``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def load_jobqueue_config(path: str | Path | None = None) -> dict[str, Any]:
+    """Read and check a dask-jobqueue YAML file.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        YAML file with a top-level ``jobqueue: {slurm: {...}}`` mapping, in the
+        format of dask-jobqueue's own ``jobqueue.yaml``. Default
+        :data:`DEFAULT_JOBQUEUE_CONFIG`.
+
+    Returns
+    -------
+    dict
+        The parsed mapping, ready for ``dask.config.set``.
+
+    Raises
+    ------
+    ClusterError
+        Missing file, invalid YAML, or no ``jobqueue.slurm`` section.
+    """
+    path = Path(path) if path is not None else DEFAULT_JOBQUEUE_CONFIG
+    if not path.is_file():
+        raise ClusterError(
+            f"jobqueue configuration not found: {path}. Pass an existing file "
+            f"(CLI: cluster.jobqueue_config in the YAML config) or copy {DEFAULT_JOBQUEUE_CONFIG.name} "
+            "from the project's deployment/ folder and adapt it to your site."
+        )
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ClusterError(f"jobqueue configuration {path} is not valid YAML: {exc}") from exc
+    slurm = (data or {}).get("jobqueue", {}).get("slurm") if isinstance(data, dict) else None
+    if not isinstance(slurm, dict):
+        raise ClusterError(
+            f"jobqueue configuration {path} has no 'jobqueue: slurm:' section; "
+            "see deployment/jobqueue.yaml for the expected layout."
+        )
+    for key in ("cores", "memory"):
+        if slurm.get(key) in (None, ""):
+            raise ClusterError(
+                f"jobqueue configuration {path}: jobqueue.slurm.{key} must be set "
+                "(resources of one Slurm job); see deployment/jobqueue.yaml."
+            )
+    return data
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted keys down to the leaves, so that ``dask.config.set`` merges instead of replacing.
+
+    ``dask.config.set({"jobqueue": {...}})`` would replace the whole ``jobqueue``
+    subtree (losing dask-jobqueue's defaults); dotted keys set single values.
+    Values under ``jobqueue.<scheduler>.<key>`` (e.g. ``scheduler-options``) are
+    whole values, not subtrees, and are kept as they are.
+    """
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        is_job_option = name.startswith("jobqueue.") and name.count(".") == 2
+        if isinstance(value, dict) and value and not is_job_option:
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+@contextlib.contextmanager
+def slurm_cluster(jobqueue_config: str | Path | None = None) -> Iterator[Any]:
+    """A ``dask_jobqueue.SLURMCluster`` built from a jobqueue YAML, closed on exit.
+
+    No job is submitted until the caller scales the cluster, so this is also the
+    way to inspect ``cluster.job_script()`` without Slurm.
+
+    Parameters
+    ----------
+    jobqueue_config : str or Path, optional
+        See :func:`load_jobqueue_config`.
+
+    Yields
+    ------
+    dask_jobqueue.SLURMCluster
+    """
+    data = load_jobqueue_config(jobqueue_config)
+    try:
+        from dask_jobqueue import SLURMCluster
+    except ImportError as exc:  # pragma: no cover - dask-jobqueue is a dependency
+        raise ClusterError("--cluster slurm needs dask-jobqueue: pip install dask-jobqueue") from exc
+    # dask-jobqueue reads dask.config again each time it creates a job (on scale),
+    # so the settings must stay in force for the cluster's whole life.
+    with dask.config.set(_flatten(data)):
+        try:
+            cluster = SLURMCluster(config_name="slurm")
+        except Exception as exc:
+            raise ClusterError(
+                f"could not create a SLURMCluster from {jobqueue_config or DEFAULT_JOBQUEUE_CONFIG}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        try:
+            yield cluster
+        finally:
+            cluster.close()
+
+
+@contextlib.contextmanager
+def make_client(
+    kind: str = "local",
+    workers: int | None = None,
+    jobqueue_config: str | Path | None = None,
+    *,
+    wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+) -> Iterator[Any]:
+    """Start a Dask cluster and client for the duration of a ``with`` block.
+
+    Parameters
+    ----------
+    kind : {'sync', 'local', 'slurm'}
+        ``'sync'``: no client, the synchronous scheduler is the dask default
+        inside the block (tests, debugging). ``'local'``: a
+        ``distributed.LocalCluster`` of single-threaded worker processes on this
+        machine. ``'slurm'``: a ``dask_jobqueue.SLURMCluster`` from
+        ``jobqueue_config``.
+    workers : int, optional
+        ``'local'``: number of worker processes (default: usable CPUs).
+        ``'slurm'``: number of Slurm jobs (default 1); each job runs
+        ``jobqueue.slurm.processes`` workers. Ignored for ``'sync'``.
+    jobqueue_config : str or Path, optional
+        ``'slurm'`` only: dask-jobqueue YAML (default ``deployment/jobqueue.yaml``).
+    wait_timeout : float
+        ``'slurm'`` only: seconds to wait for all workers to connect (jobs may
+        queue) before giving up with :class:`ClusterError`.
+
+    Yields
+    ------
+    distributed.Client or None
+        ``None`` for ``'sync'``.
+
+    Raises
+    ------
+    ClusterError
+        Unknown kind, bad worker count, unusable jobqueue file, or Slurm workers
+        that did not connect in time. Cluster and client are closed in every case.
+    """
+    if kind not in CLUSTER_KINDS:
+        raise ClusterError(f"unknown cluster kind {kind!r}: use one of {', '.join(CLUSTER_KINDS)} (--cluster)")
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise ClusterError(f"workers must be a positive integer, got {workers!r} (--workers)")
+
+    if kind == "sync":
+        with dask.config.set(scheduler="synchronous"):
+            yield None
+        return
+
+    from distributed import Client, LocalCluster
+
+    if kind == "local":
+        n = workers or available_cpus()
+        # One thread per process: the kernels are numpy/scipy loops that hold the
+        # GIL part of the time. The nannies already set OMP/MKL/OPENBLAS_NUM_THREADS=1
+        # (distributed.nanny.pre-spawn-environ), so BLAS does not oversubscribe.
+        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+            with Client(cluster) as client:
+                yield client
+        return
+
+    jobs = workers or 1
+    with slurm_cluster(jobqueue_config) as cluster:
+        per_job = int(cluster._dummy_job.worker_processes)
+        cluster.scale(jobs=jobs)
+        with Client(cluster) as client:
+            try:
+                client.wait_for_workers(jobs * per_job, timeout=wait_timeout)
+            except (TimeoutError, OSError) as exc:
+                raise ClusterError(
+                    f"only {len(client.scheduler_info()['workers'])} of {jobs * per_job} Dask workers "
+                    f"({jobs} Slurm job(s) x {per_job}) connected within {wait_timeout:g} s. "
+                    "Check `squeue --me` (jobs still pending?) and the job logs "
+                    "(jobqueue.slurm.log-directory); raise the timeout if the queue is slow, "
+                    "or check that compute nodes can reach the scheduler "
+                    "(jobqueue.slurm.interface, e.g. ib0)."
+                ) from exc
+            yield client

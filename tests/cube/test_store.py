@@ -1,0 +1,118 @@
+import multiprocessing as mp
+import os
+
+import dask.array as da
+import numpy as np
+import pytest
+import xarray as xr
+
+import cube
+from cube import store as cs
+from cube.fingerprint import chunk_keys
+from cube.schema import apply_metadata
+
+
+def _template(n=7):
+    ds = xr.Dataset(
+        {
+            "dsigma_dE": (("E_p", "energy", "messenger"), da.full((n, 3, 2), np.nan, chunks=(3, 3, 2))),
+            "sigma_inel": (("E_p",), da.full((n,), np.nan, chunks=(3,))),
+        },
+        coords={"E_p": np.arange(1.0, n + 1), "energy": [1.0, 2.0, 3.0], "messenger": ["gamma", "nu"]},
+    )
+    return apply_metadata(ds, "xsec")
+
+
+def _chunk(key):
+    e = np.arange(key.start, key.stop) + 1.0
+    return xr.Dataset(
+        {
+            "dsigma_dE": (("E_p", "energy", "messenger"), np.ones((len(e), 3, 2)) * e[:, None, None]),
+            "sigma_inel": (("E_p",), 10 * e),
+        },
+        coords={"E_p": e, "energy": [1.0, 2.0, 3.0], "messenger": ["gamma", "nu"]},
+    )
+
+
+def test_template_then_regions_round_trip(store):
+    cs.setup_group(store, "xsec", _template(), "E_p", 3)
+    for key in chunk_keys("xsec", "E_p", 7, 3):
+        cs.write_chunk(store, "xsec", key, _chunk(key))
+    ds = cube.open(store, "xsec")
+    assert ds.dsigma_dE.chunks[0] == (3, 3, 1)  # lazy, one dask chunk per zarr chunk
+    np.testing.assert_array_equal(ds.sigma_inel.values, 10 * np.arange(1.0, 8))
+    assert ds.dsigma_dE.attrs["units"] == "mb TeV^-1"
+
+
+def test_wrong_chunk_length_is_refused(store):
+    cs.setup_group(store, "xsec", _template(), "E_p", 3)
+    key = chunk_keys("xsec", "E_p", 7, 3)[0]
+    with pytest.raises(cs.StoreError, match="expected 3"):
+        cs.write_chunk(store, "xsec", key, _chunk(chunk_keys("xsec", "E_p", 7, 2)[0]))
+
+
+def test_ledger_records_and_forgets(store):
+    keys = chunk_keys("xsec", "E_p", 7, 3)
+    cs.record(store, keys[0], "fp0", ["r0", "r1", "r2"])
+    cs.record(store, keys[1], "fp1", ["r3", "r4", "r5"])
+    led = cs.read_ledger(store, "xsec")
+    assert led[keys[0].name] == {"fingerprint": "fp0", "rows": ["r0", "r1", "r2"], "start": 0}
+    cs.forget(store, [keys[0]])
+    assert set(cs.read_ledger(store, "xsec")) == {keys[1].name}
+    # no temporary files are left behind by the atomic replace
+    assert not [p for p in (store / "_ledger" / "xsec").iterdir() if p.suffix == ".tmp"]
+
+
+def test_open_missing_store_and_group_give_clear_errors(store):
+    with pytest.raises(cs.StoreError, match="does not exist"):
+        cube.open(store, "xsec")
+    cs.setup_group(store, "xsec", _template(), "E_p", 3)
+    with pytest.raises(cs.StoreError, match="no 'sky' group.*stardiffuse run --stages sky"):
+        cube.open(store, "sky")
+
+
+def _hold_lock(path, ready, release):
+    with cs.store_lock(path):
+        ready.set()
+        release.wait(30)
+
+
+def test_lock_refuses_a_second_writer(store):
+    ctx = mp.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    p = ctx.Process(target=_hold_lock, args=(store, ready, release))
+    p.start()
+    try:
+        assert ready.wait(30)
+        with pytest.raises(cs.StoreLockedError, match=f"pid {p.pid}"):
+            with cs.store_lock(store):
+                pass
+    finally:
+        release.set()
+        p.join(30)
+    with cs.store_lock(store):  # released when the holder ends
+        pass
+
+
+def test_lock_is_released_by_a_killed_holder(store):
+    ctx = mp.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    p = ctx.Process(target=_hold_lock, args=(store, ready, release))
+    p.start()
+    assert ready.wait(30)
+    os.kill(p.pid, 9)
+    p.join(30)
+    with cs.store_lock(store):
+        pass
+
+
+def test_swap_in_staging_replaces_group_and_ledger(store):
+    cs.setup_group(store, "xsec", _template(7), "E_p", 3)
+    cs.record(store, chunk_keys("xsec", "E_p", 7, 3)[0], "old", ["a"])
+    staging = cs.staging_name("xsec")
+    cs.setup_group(store, staging, _template(4), "E_p", 3)
+    cs.record(store, chunk_keys("xsec", "E_p", 4, 3)[0], "new", ["b"], group=staging)
+    cs.swap_in_staging(store, "xsec")
+    assert cube.open(store, "xsec").sizes["E_p"] == 4
+    assert [e["fingerprint"] for e in cs.read_ledger(store, "xsec").values()] == ["new"]
+    assert not (store / staging).exists()

@@ -1,0 +1,151 @@
+"""The orchestration contract on a real Zarr store and the real xsec stage."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+
+import cube
+from cube import store as cs
+from tasks.cluster import make_client
+from tasks.config import Config
+from tasks.runner import run, stage_status
+from tasks.stages import STAGES
+
+
+def _with_xsec(config: Config, **xsec) -> Config:
+    d = config.model_dump()
+    d["xsec"] = {**d["xsec"], **xsec}
+    return Config.model_validate(d)
+
+
+def _load(store, group="xsec") -> xr.Dataset:
+    return cube.open(store, group).load()
+
+
+def test_second_run_computes_nothing(tiny_config, store):
+    first = run(tiny_config, store, stages=["xsec"]).stages["xsec"]
+    assert first.chunks_computed == first.chunks_total > 1
+    second = run(tiny_config, store, stages=["xsec"]).stages["xsec"]
+    assert (second.chunks_total, second.chunks_computed) == (first.chunks_total, 0)
+    assert stage_status(STAGES["xsec"], tiny_config, store) == {"chunks_total": first.chunks_total, "chunks_stale": 0}
+    cube.validate(cube.open(store, "xsec"), "xsec")
+
+
+def test_extending_E_p_recomputes_only_new_rows_and_equals_fresh(tiny_config, store, tmp_path):
+    run(tiny_config, store, stages=["xsec"])
+    wider = _with_xsec(tiny_config, E_p={"min": 0.1, "max": 1.0e5, "per_decade": 4})
+    res = run(wider, store, stages=["xsec"]).stages["xsec"]
+    # 0.1..1e3 TeV at 4/decade = 17 rows (chunks of 3: 5 full + 1 partial); the 8 new rows
+    # 1e3..1e5 plus the old partial chunk's neighbours fill the last chunks.
+    assert res.chunks_total == 9
+    assert 0 < res.chunks_computed < res.chunks_total
+    assert res.chunks_copied == res.chunks_total - res.chunks_computed
+    fresh = tmp_path / "fresh.zarr"
+    run(wider, fresh, stages=["xsec"])
+    xr.testing.assert_identical(_load(store), _load(fresh))
+
+
+def test_changing_energy_grid_recomputes_everything(tiny_config, store, tmp_path):
+    run(tiny_config, store, stages=["xsec"])
+    finer = _with_xsec(tiny_config, energy={"min": 0.1, "max": 100.0, "per_decade": 6})
+    res = run(finer, store, stages=["xsec"]).stages["xsec"]
+    assert res.chunks_computed == res.chunks_total
+    fresh = tmp_path / "fresh.zarr"
+    run(finer, fresh, stages=["xsec"])
+    xr.testing.assert_identical(_load(store), _load(fresh))
+
+
+def test_stale_chunk_in_place_is_recomputed(tiny_config, store):
+    run(tiny_config, store, stages=["xsec"])
+    led = cs.read_ledger(store, "xsec")
+    victim = sorted(led)[1]
+    (store / "_ledger" / "xsec" / f"{victim}.json").unlink()
+    before = _load(store)
+    res = run(tiny_config, store, stages=["xsec"]).stages["xsec"]
+    assert res.chunks_computed == 1
+    xr.testing.assert_identical(before, _load(store))
+
+
+def test_local_cluster_with_two_workers_equals_sync(tiny_config, store, tmp_path):
+    with make_client("sync") as client:
+        run(tiny_config, store, client=client, stages=["xsec"])
+    other = tmp_path / "dist.zarr"
+    with make_client("local", 2) as client:
+        assert len(client.scheduler_info()["workers"]) == 2
+        res = run(tiny_config, other, client=client, stages=["xsec"]).stages["xsec"]
+    assert res.chunks_computed == res.chunks_total
+    a, b = _load(store), _load(other)
+    xr.testing.assert_identical(a, b)
+    assert np.array_equal(a.dsigma_dE.values, b.dsigma_dE.values)
+
+
+def test_physical_content_of_xsec_cube(tiny_config, store):
+    run(tiny_config, store, stages=["xsec"])
+    ds = _load(store)
+    s = ds.sigma_inel.interp(E_p=[1.0, 100.0], method="cubic").values
+    np.testing.assert_allclose(s, [34.9, 47.9], rtol=0.01)
+    assert float(ds.dsigma_dE.min()) >= 0
+    # no secondary carries more energy than its primary
+    high = ds.dsigma_dE.where(ds.energy > ds.E_p * 1.0001)
+    assert float(high.max(skipna=True).fillna(0)) == 0.0
+
+
+def _cli(*args, **kw):
+    return subprocess.Popen(
+        [sys.executable, "-m", "tasks.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
+
+
+def test_sigkill_mid_stage_then_rerun_equals_uninterrupted(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "preset": "quick",
+                "xsec": {
+                    "E_p": {"min": 0.1, "max": 1.0e5, "per_decade": 40},
+                    "energy": {"min": 0.1, "max": 1.0e4, "per_decade": 20},
+                    "chunk": 1,
+                },
+            }
+        )
+    )
+    killed = tmp_path / "killed.zarr"
+    p = _cli("run", "--config", str(cfg), "--store", str(killed), "--cluster", "sync", "--stages", "xsec")
+    ledger = killed / "_ledger" / cs.staging_name("xsec")
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if ledger.is_dir() and len(list(ledger.glob("*.json"))) >= 20:
+            break
+        if p.poll() is not None:
+            pytest.fail(f"run ended before it could be killed: {p.communicate()}")
+        time.sleep(0.02)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    n_done = len(list(ledger.glob("*.json")))
+    assert 20 <= n_done < 241, n_done
+
+    again = _cli("run", "--config", str(cfg), "--store", str(killed), "--cluster", "sync", "--stages", "xsec", "--json")
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])["stages"]["xsec"]
+    assert summary["chunks_total"] == 241
+    assert summary["chunks_computed"] <= 241 - n_done + 1
+
+    clean = tmp_path / "clean.zarr"
+    ok = _cli("run", "--config", str(cfg), "--store", str(clean), "--cluster", "sync", "--stages", "xsec")
+    assert ok.wait(300) == 0
+    xr.testing.assert_identical(_load(killed), _load(clean))
