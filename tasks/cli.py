@@ -152,7 +152,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     json_mode = getattr(args, "json", False)
     # With --json the last line of stdout is the JSON object; progress goes to stderr.
     console = Console(stderr=json_mode)
-    errors = (ConfigError, StoreError, UnknownStageError, ClusterError, UserError, SchemaError)
+    from catalogs.stellar.mesa import MesaFormatError
+    from tasks.stages.yields import MissingInputError
+
+    errors = (ConfigError, StoreError, UnknownStageError, ClusterError, UserError, SchemaError, MesaFormatError, MissingInputError)
     try:
         if args.command == "run":
             return _cmd_run(args, console)

@@ -133,6 +133,9 @@ class Templates(_Section):
         description="(mass_init, Z, age [yr]) snapshots always present (the Sun)",
     )
     max_age: Positive = Field(1.4e10, description="tracks are followed to this age at most [yr]")
+    min_envelope_mass: Positive = Field(
+        0.01, description="[Msun] a post-MS star with a thinner H envelope ends its track (post-AGB) [choice]"
+    )
     radius_points: Annotated[int, Field(ge=16, le=4096)] = 300
     depth_min: Annotated[float, Field(gt=0, lt=1e-2)] = 1e-7
     atmosphere: Atmosphere = Atmosphere()
@@ -162,6 +165,12 @@ class Mirroring(_Section):
         description="(M [Msun], t_sat [Gyr]) for log-log interpolation [choice]",
     )
     spindown_index: Positive = Field(0.5, description="f_age = (t/t_sat)^-index (Skumanich)")
+    f_struct_nodes: tuple[Positive, Positive, Positive, Positive, Positive] = Field(
+        (0.35, 0.5, 0.85, 1.32, 1.41), description="[Msun] joints of the continuous f_struct(m) [choice]"
+    )
+    f_struct_levels: tuple[Fraction, Fraction, Fraction] = Field(
+        (0.95, 0.45, 0.30), description="f_struct plateaus: fully convective, 0.5 Msun, solar-type [choice]"
+    )
 
     @model_validator(mode="after")
     def _order(self) -> "Mirroring":
@@ -169,6 +178,8 @@ class Mirroring(_Section):
             raise ValueError(f"hawc_range must be ascending, got {list(self.hawc_range)}")
         if self.f_B_mass_low >= self.f_B_mass_high:
             raise ValueError("f_B_mass_low must be below f_B_mass_high")
+        if list(self.f_struct_nodes) != sorted(self.f_struct_nodes):
+            raise ValueError(f"f_struct_nodes must be ascending, got {list(self.f_struct_nodes)}")
         return self
 
 

@@ -67,7 +67,7 @@ class RunSummary:
 
 def _compute_and_write(store, target: str, group: str, key: ChunkKey, compute: Callable, payload: Any) -> ChunkKey:
     ds = compute(key.start, key.stop, payload)
-    ds = apply_metadata(ds, group)
+    cstore.validate_chunk(store, target, key, ds)
     cstore.write_chunk(store, target, key, ds)
     return key
 
@@ -138,7 +138,7 @@ def run_stage(stage: Stage, config, store, client=None, console: Console | None 
         Where to show progress; ``None`` shows none.
     """
     t0 = time.perf_counter()
-    plan: StagePlan = stage.plan(config, store)
+    plan: StagePlan = stage.plan(config, store, client)
     group, dim = stage.name, stage.chunk_dim
     template = apply_metadata(plan.template, group)
     size = plan.template.sizes[dim]
@@ -179,8 +179,12 @@ def run_stage(stage: Stage, config, store, client=None, console: Console | None 
     def done(key: ChunkKey) -> None:
         cstore.record(store, key, wanted[key], rows[key.start : key.stop], group=target, start=key.start)
 
+    payload = plan.payload
+    if client is not None and todo:
+        # One copy per worker instead of one per task: payloads can hold a whole model table.
+        payload = client.scatter(payload, broadcast=True, hash=False)
     tasks = [(k, _copy_and_write, (store, group, target, k, pos)) for k, pos in copies]
-    tasks += [(k, _compute_and_write, (store, target, group, k, plan.compute, plan.payload)) for k in todo]
+    tasks += [(k, _compute_and_write, (store, target, group, k, plan.compute, payload)) for k in todo]
     _execute(tasks, client, done, group, console)
 
     if target == staging:
@@ -212,7 +216,7 @@ def _write_layout(store, group: str, layout: dict) -> None:
 
 def stage_status(stage: Stage, config, store) -> dict:
     """Chunks total and stale for one stage, without computing anything."""
-    plan = stage.plan(config, store)
+    plan = stage.plan(config, store, None)
     dim = stage.chunk_dim
     size = plan.template.sizes[dim]
     keys = chunk_keys(stage.name, dim, size, plan.chunk)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from tasks.stages.base import Stage, StagePlan
+from tasks.stages.templates import STAGE as TEMPLATES
 from tasks.stages.xsec import STAGE as XSEC
 
 __all__ = ["STAGES", "ORDER", "UPSTREAM", "resolve", "Stage", "StagePlan", "UnknownStageError"]
@@ -22,6 +23,7 @@ UPSTREAM = {
 
 STAGES: dict[str, Stage | None] = {name: None for name in ORDER}
 STAGES["xsec"] = XSEC
+STAGES["templates"] = TEMPLATES
 
 
 class UnknownStageError(ValueError):

@@ -28,7 +28,7 @@ def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
     )
 
 
-def plan(config, store) -> StagePlan:
+def plan(config, store, client=None) -> StagePlan:
     """Template, row fingerprints (one per E_p value) and the chunk function."""
     cfg = config.xsec
     E_p = cfg.E_p.values()

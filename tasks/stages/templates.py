@@ -1,0 +1,244 @@
+"""The ``templates`` stage: stellar models on the shared radius grid, chunked along ``model``.
+
+Two sources write the same cube (PHYSICS.md P5):
+
+* ``generator`` (default): SSE evolutionary tracks through COSMIC, resampled per stage,
+  and the project's near-surface structure model for every snapshot.  Tracks are evolved
+  when the stage is planned (on the workers when a cluster is given) and cached in the
+  store per (mass, Z), so adding masses evolves only the new tracks; profiles are built
+  per chunk on the workers.
+* ``mesa``: MESA ``LOGS/`` directories, read and checked on the client before anything is
+  written (a malformed file stops the run with nothing written); each model's fingerprint
+  includes the bytes of its profile file, so one changed profile recomputes one chunk.
+
+Models are ordered by (source, metallicity, initial mass, age); each row's fingerprint is
+its metadata and the structure settings, so the layout may grow and still reuse rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from catalogs.stellar.grid import radius_grid
+from cube.fingerprint import fingerprint
+from tasks.stages.base import Stage, StagePlan, placeholder
+
+__all__ = ["STAGE", "plan", "compute", "model_table", "TRACKS_VERSION"]
+
+CODE_VERSION = "templates/1 sse-cosmic+envelope-mlt"
+TRACKS_VERSION = "tracks/1"
+
+#: Per-model coordinates of the cube, in the order of DESIGN.md.
+MODEL_COORDS = ("mass_init", "metallicity", "age", "stage", "duration", "R_star", "M_star", "L_star", "Teff", "source")
+
+
+def _track_key(config, mass: float, z: float) -> str:
+    t = config.templates
+    extra = [list(e) for e in t.extra_snapshots if np.isclose(e[0], mass) and np.isclose(e[1], z)]
+    return fingerprint(
+        code=TRACKS_VERSION,
+        mass=mass,
+        z=z,
+        snapshots=dict(t.snapshots_per_stage),
+        extra=extra,
+        t_max=t.max_age,
+        min_envelope_mass=t.min_envelope_mass,
+    )
+
+
+def _evolve_one(mass: float, z: float, snapshots: dict, extra: list, t_max: float, min_env: float) -> pd.DataFrame:
+    from catalogs.stellar.tracks import evolve_tracks
+
+    return evolve_tracks(
+        [mass], [z], snapshots_per_stage=snapshots, extra_snapshots=extra, t_max_yr=t_max, min_envelope_mass=min_env
+    )
+
+
+def _cache_path(store, key: str) -> Path:
+    return Path(store) / "_cache" / "tracks" / f"{key}.pkl"
+
+
+def _load_cached(path: Path) -> pd.DataFrame | None:
+    try:
+        return pd.read_pickle(path)
+    except (OSError, EOFError, ValueError, ImportError):
+        return None
+    except Exception:  # noqa: BLE001 - a corrupt cache entry is simply rebuilt
+        return None
+
+
+def _save_cached(path: Path, df: pd.DataFrame) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    df.to_pickle(tmp)
+    os.replace(tmp, path)
+
+
+def generator_tracks(config, store, client=None) -> pd.DataFrame:
+    """Snapshots of every (mass, Z) track of the configuration, evolving only uncached tracks."""
+    t = config.templates
+    pairs = [(float(m), float(z)) for z in sorted(set(t.metallicities)) for m in sorted(set(t.masses))]
+    frames: dict[tuple[float, float], pd.DataFrame] = {}
+    missing = []
+    for m, z in pairs:
+        cached = _load_cached(_cache_path(store, _track_key(config, m, z)))
+        if cached is None:
+            missing.append((m, z))
+        else:
+            frames[(m, z)] = cached
+    snapshots = dict(t.snapshots_per_stage)
+    args = [
+        (
+            m,
+            z,
+            snapshots,
+            [tuple(e) for e in t.extra_snapshots if np.isclose(e[0], m) and np.isclose(e[1], z)],
+            t.max_age,
+            t.min_envelope_mass,
+        )
+        for m, z in missing
+    ]
+    if client is not None and args:
+        futures = [client.submit(_evolve_one, *a, pure=False) for a in args]
+        results = client.gather(futures)
+    else:
+        results = [_evolve_one(*a) for a in args]
+    for (m, z), df in zip(missing, results):
+        _save_cached(_cache_path(store, _track_key(config, m, z)), df)
+        frames[(m, z)] = df
+    out = pd.concat([frames[p] for p in pairs if len(frames[p])], ignore_index=True)
+    out["source"] = "generator"
+    return out
+
+
+def _hydrogen_fraction(config, z: np.ndarray) -> np.ndarray:
+    # Helium enrichment dY/dZ = 2 from Y_p: X = X(Z=0.02) + 3 (0.02 - Z), PHYSICS.md P5 composition.
+    return config.templates.atmosphere.hydrogen_fraction + 3.0 * (0.02 - np.asarray(z))
+
+
+def model_table(config, store, client=None):
+    """The model metadata table (one row per template) and, for MESA, the profiles.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Columns :data:`MODEL_COORDS` plus ``X`` and ``row_input`` (what the row's
+        profile depends on besides the code, e.g. a MESA file digest).
+    profiles : dict or None
+        ``{"rho", "v_conv", "column"}`` arrays (n_models, n_radius) for MESA sources.
+    attrs : dict
+        Extra group attributes (e.g. ``v_conv_source``).
+    """
+    t = config.templates
+    radius = radius_grid(t.radius_points, t.depth_min)
+    if t.source == "generator":
+        table = generator_tracks(config, store, client)
+        if "X_surface" in table and np.isfinite(table["X_surface"]).all():
+            table["X"] = table["X_surface"].astype(float)
+        else:
+            table["X"] = _hydrogen_fraction(config, table["metallicity"].to_numpy())
+        table["row_input"] = ""
+        return table, None, {"source": "generator (SSE via cosmic-popsynth + near-surface structure model)"}
+    from catalogs.stellar.mesa import read_mesa_logs
+
+    frames, profiles, v_sources = [], [], set()
+    for logs in t.mesa_logs:
+        mt = read_mesa_logs(logs, radius)
+        md = mt.metadata.copy()
+        md["source"] = [str(Path(logs) / f) for f in md["source_file"]] if "source_file" in md else str(logs)
+        md["row_input"] = [_file_digest(Path(f) if Path(f).is_absolute() else Path(logs) / f) for f in md["source_file"]]
+        if "X_surface" in md:
+            md["X"] = md["X_surface"].astype(float)
+        else:
+            md["X"] = _hydrogen_fraction(config, md["metallicity"].to_numpy())
+        frames.append(md)
+        profiles.append(mt)
+        v_sources.add(mt.v_conv_source)
+    table = pd.concat(frames, ignore_index=True)
+    prof = {k: np.concatenate([getattr(p, k) for p in profiles]) for k in ("rho", "v_conv", "column")}
+    return table, prof, {"source": "mesa", "v_conv_source": ",".join(sorted(v_sources))}
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
+    """Profiles of models ``[start, stop)``: rho [g cm^-3], v_conv [cm s^-1], column [g cm^-2]."""
+    radius = payload["radius"]
+    meta = {k: np.asarray(v)[start:stop] for k, v in payload["meta"].items()}
+    if payload.get("profiles") is not None:
+        rho, v_conv, column = (np.asarray(payload["profiles"][k])[start:stop] for k in ("rho", "v_conv", "column"))
+    else:
+        from catalogs.stellar.envelope import envelope_profiles
+
+        prof = envelope_profiles(
+            meta["M_star"],
+            meta["R_star"],
+            meta["L_star"],
+            meta["Teff"],
+            meta["X"],
+            meta["metallicity"],
+            radius,
+            alpha_mlt=payload["alpha_mlt"],
+        )
+        rho, v_conv, column = prof.rho, prof.v_conv, prof.column
+    coords = {"model": np.arange(start, stop), "radius": radius}
+    coords.update({k: ("model", meta[k]) for k in MODEL_COORDS})
+    return xr.Dataset(
+        {
+            "rho": (("model", "radius"), np.asarray(rho, float)),
+            "v_conv": (("model", "radius"), np.asarray(v_conv, float)),
+            "column": (("model", "radius"), np.asarray(column, float)),
+        },
+        coords=coords,
+    )
+
+
+def plan(config, store, client=None) -> StagePlan:
+    """Template, one fingerprint per model, and the chunk function."""
+    t = config.templates
+    radius = radius_grid(t.radius_points, t.depth_min)
+    table, profiles, extra_attrs = model_table(config, store, client)
+    n, n_r = len(table), len(radius)
+    meta = {k: table[k].to_numpy() for k in MODEL_COORDS}
+    meta["stage"] = meta["stage"].astype(str)
+    meta["source"] = meta["source"].astype(str)
+    meta["X"] = table["X"].to_numpy(float)
+    template = xr.Dataset(
+        {v: (("model", "radius"), placeholder((n, n_r), (t.chunk, n_r))) for v in ("rho", "v_conv", "column")},
+        coords={"model": np.arange(n), "radius": radius, **{k: ("model", meta[k]) for k in MODEL_COORDS}},
+    )
+    structure = {"alpha_mlt": t.atmosphere.alpha_mlt, "radius": radius}
+    rows = [
+        fingerprint(
+            code=CODE_VERSION,
+            structure=structure,
+            model={k: meta[k][i] for k in (*MODEL_COORDS, "X")},
+            row_input=table["row_input"].iloc[i],
+        )
+        for i in range(n)
+    ]
+    section = {"templates": t.model_dump(mode="json")}
+    return StagePlan(
+        template=template,
+        chunk=t.chunk,
+        row_fingerprints=rows,
+        attrs={"config": section, **extra_attrs},
+        compute=compute,
+        payload={"radius": radius, "meta": meta, "alpha_mlt": t.atmosphere.alpha_mlt, "profiles": profiles},
+        notes=[f"{n} models from {t.source}"],
+    )
+
+
+STAGE = Stage(name="templates", code_version=CODE_VERSION, chunk_dim="model", inputs=(), plan=plan)

@@ -1,0 +1,239 @@
+"""The ``yields`` stage: gamma-ray and neutrino luminosities of every template, chunked along ``model``.
+
+Reads the ``xsec`` and ``templates`` cubes, writes ``luminosity(model, scenario, messenger,
+energy)`` in TeV^-1 s^-1 (PHYSICS.md P3-P4).
+
+A model's fingerprint holds the fingerprint of its template row, of the whole ``xsec``
+cube, the CR spectrum, the interaction and quadrature settings, and, only for
+main-sequence stars at or below the Kraft break (the ones the mirroring scenario touches),
+the mirroring parameters and the HAWC calibration factor.  Changing ``f_B`` therefore
+recomputes only chunks holding such stars; changing the CR spectrum recomputes all.
+
+The HAWC calibration (``mirroring.calibration: hawc``) is computed on the client when the
+stage is planned, from the solar template (1 Msun, Z = 0.02, 4.57 Gyr), and stored in the
+group attributes ``hawc_calibration`` and ``hawc_ratio_uncalibrated``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from cube import store as cstore
+from cube.fingerprint import combine, fingerprint
+from tasks.stages.base import Stage, StagePlan, placeholder
+from tasks.stages.templates import MODEL_COORDS
+
+__all__ = ["STAGE", "plan", "compute", "kernel_arguments", "solar_index", "SUN"]
+
+CODE_VERSION = "yields/1 ballistic+canonical-momentum-mirroring"
+SCENARIOS = ("ballistic", "mirroring")
+MESSENGERS = ("gamma", "nu")
+
+#: The solar template used by the calibration and the report: (mass_init, Z, age [yr]).
+SUN = (1.0, 0.02, 4.57e9)
+
+
+class MissingInputError(FileNotFoundError):
+    """An upstream cube this stage reads is absent."""
+
+
+def solar_index(templates: xr.Dataset) -> int:
+    """Index of the solar template (1 Msun, Z = 0.02, closest to 4.57 Gyr on the MS)."""
+    m = templates.mass_init.values
+    z = templates.metallicity.values
+    age = templates.age.values
+    stage = templates.stage.values.astype(str)
+    ok = np.isclose(m, SUN[0]) & np.isclose(z, SUN[1]) & (stage == "MS")
+    if not ok.any():
+        raise MissingInputError(
+            "no solar template (1 Msun, Z = 0.02, main sequence) in the templates cube; "
+            "add [1.0, 0.02, 4.57e9] to templates.extra_snapshots and 1.0 / 0.02 to the grid"
+        )
+    cand = np.flatnonzero(ok)
+    return int(cand[np.argmin(np.abs(age[cand] - SUN[2]))])
+
+
+def kernel_arguments(config) -> dict:
+    """Configuration values handed to :func:`tasks.kernels.luminosity.template_luminosity`."""
+    cr, it, mi, y = config.cosmic_rays, config.interactions, config.mirroring, config.yields
+    return {
+        "N_nuc": it.nuclear_enhancement,
+        "n_b": y.impact_points,
+        "n_mu_b": y.mu_points,
+        "n_theta_b": y.phi_points,
+        "m_kraft": mi.max_mass,
+        "surface": {
+            "f_low": mi.f_B_low,
+            "f_high": mi.f_B_high,
+            "m_full": mi.f_B_mass_low,
+            "m_sun": mi.f_B_mass_high,
+            "age_index": -mi.spindown_index,
+            "t_sat_nodes": [list(p) for p in mi.t_sat_points],
+            "f_struct_nodes": list(mi.f_struct_nodes),
+            "f_struct_levels": list(mi.f_struct_levels),
+        },
+        "cr": {"norm": cr.norm, "indices": list(cr.indices), "breaks": list(cr.breaks), "e_norm": cr.norm_energy},
+    }
+
+
+def _luminosity(tpl: xr.Dataset, xs: dict, args: dict, calibration: float):
+    from catalogs.cr_spectrum import proton_intensity
+    from tasks.kernels.luminosity import template_luminosity
+
+    kw = dict(args)
+    cr = kw.pop("cr")
+    intensity = proton_intensity(xs["E_p"], **cr)
+    return template_luminosity(
+        tpl.radius.values,
+        tpl.rho.values,
+        tpl.v_conv.values,
+        tpl.column.values,
+        tpl.R_star.values,
+        tpl.mass_init.values,
+        tpl.age.values,
+        tpl.stage.values.astype(str),
+        xs["E_p"],
+        xs["sigma_inel"],
+        xs["dsigma"],
+        X=xs["X"] if np.ndim(xs["X"]) == 0 else np.asarray(xs["X"]),
+        calibration=calibration,
+        intensity=intensity,
+        **kw,
+    )
+
+
+def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
+    """Luminosities of models ``[start, stop)`` [TeV^-1 s^-1], read from the templates cube."""
+    tpl = cstore.open_group_if_exists(payload["store"], "templates")
+    if tpl is None:
+        raise MissingInputError(f"templates cube missing in {payload['store']}")
+    tpl = tpl.isel(model=slice(start, stop)).load()
+    res = _luminosity(tpl, payload["xsec"], payload["args"], payload["calibration"])
+    coords = {
+        "model": np.arange(start, stop),
+        "scenario": list(SCENARIOS),
+        "messenger": list(MESSENGERS),
+        "energy": payload["xsec"]["energy"],
+    }
+    coords.update({k: ("model", tpl[k].values) for k in MODEL_COORDS})
+    return xr.Dataset({"luminosity": (("model", "scenario", "messenger", "energy"), res.L)}, coords=coords)
+
+
+def _read_inputs(store):
+    xs = cstore.open_group_if_exists(store, "xsec")
+    tpl = cstore.open_group_if_exists(store, "templates")
+    if xs is None or tpl is None:
+        missing = [n for n, d in (("xsec", xs), ("templates", tpl)) if d is None]
+        raise MissingInputError(f"run the {', '.join(missing)} stage(s) first")
+    return xs, tpl
+
+
+def plan(config, store, client=None) -> StagePlan:
+    """Template, one fingerprint per model, the HAWC calibration and the chunk function."""
+    xs, tpl = _read_inputs(store)
+    tpl_meta = xr.Dataset({k: tpl[k] for k in MODEL_COORDS}).load()
+    n = tpl.sizes["model"]
+    energy = xs.energy.values
+    xsec = {
+        "E_p": xs.E_p.values,
+        "energy": energy,
+        "sigma_inel": xs.sigma_inel.values,
+        "dsigma": np.moveaxis(xs.dsigma_dE.sel(messenger=list(MESSENGERS)).values, -1, 0),
+        "X": config.interactions.hydrogen_fraction,
+    }
+    args = kernel_arguments(config)
+    xsec_fp = combine(e["fingerprint"] for _, e in sorted(cstore.read_ledger(store, "xsec").items()))
+    tpl_rows = _template_rows(store, n)
+
+    mi = config.mirroring
+    sun = solar_index(tpl_meta)
+    sun_tpl = tpl.isel(model=[sun]).load()
+    uncal = _luminosity(sun_tpl, xsec, args, 1.0)
+    from tasks.kernels.luminosity import AU_CM, flux_at_earth, hawc_calibration_factor, hawc_flux
+
+    i1 = int(np.argmin(np.abs(np.log(energy))))
+    hawc_1tev = float(hawc_flux(energy[i1], mi.hawc_norm, mi.hawc_index))
+    ratio_uncal = float(flux_at_earth(uncal.L[0, 1, 0, i1]) / hawc_1tev)
+    if mi.calibration == "hawc":
+        cal = hawc_calibration_factor(
+            energy,
+            uncal.L_mirror[0, 0],
+            AU_CM,
+            mi.hawc_norm,
+            mi.hawc_index,
+            tuple(mi.hawc_range),
+            f_sur=float(uncal.F_sur[0]),
+            L_ballistic_sun_gamma=uncal.L[0, 0, 0],
+        )
+    else:
+        cal = 1.0
+
+    stage = tpl_meta.stage.values.astype(str)
+    mirrored = (stage == "MS") & (tpl_meta.mass_init.values <= mi.max_mass)
+    common = {
+        "code": CODE_VERSION,
+        "xsec": xsec_fp,
+        "cr": config.cosmic_rays,
+        "interactions": config.interactions,
+        "quadrature": config.yields.model_dump(exclude={"chunk"}),
+    }
+    mirror_part = {"mirroring": mi, "calibration": cal}
+    rows = [
+        fingerprint(**common, template=tpl_rows[i], mirror=mirror_part if mirrored[i] else None) for i in range(n)
+    ]
+    chunk = config.yields.chunk
+    template = xr.Dataset(
+        {
+            "luminosity": (
+                ("model", "scenario", "messenger", "energy"),
+                placeholder((n, 2, 2, energy.size), (chunk, 2, 2, energy.size)),
+            )
+        },
+        coords={
+            "model": np.arange(n),
+            "scenario": list(SCENARIOS),
+            "messenger": list(MESSENGERS),
+            "energy": energy,
+            **{k: ("model", tpl_meta[k].values) for k in MODEL_COORDS},
+        },
+    )
+    attrs = {
+        "config": {
+            "cosmic_rays": config.cosmic_rays.model_dump(mode="json"),
+            "interactions": config.interactions.model_dump(mode="json"),
+            "mirroring": mi.model_dump(mode="json"),
+            "yields": config.yields.model_dump(mode="json"),
+        },
+        "hawc_calibration": cal,
+        "hawc_calibration_mode": mi.calibration,
+        "hawc_ratio_uncalibrated": ratio_uncal,
+        "solar_model": sun,
+        "solar_F_sur": float(uncal.F_sur[0]),
+    }
+    notes = [
+        f"Sun: uncalibrated mirroring-scenario flux / HAWC at 1 TeV = {ratio_uncal:.3g}; "
+        f"calibration factor ({mi.calibration}) = {cal:.4g}"
+    ]
+    return StagePlan(
+        template=template,
+        chunk=chunk,
+        row_fingerprints=rows,
+        attrs=attrs,
+        compute=compute,
+        payload={"store": str(store), "xsec": xsec, "args": args, "calibration": cal},
+        notes=notes,
+    )
+
+
+def _template_rows(store, n: int) -> list[str]:
+    rows: list[str | None] = [None] * n
+    for entry in cstore.read_ledger(store, "templates").values():
+        for i, fp in enumerate(entry.get("rows", [])):
+            rows[entry["start"] + i] = fp
+    if any(r is None for r in rows):
+        raise MissingInputError("the templates cube is incomplete; run the templates stage first")
+    return rows  # type: ignore[return-value]
+
+
+STAGE = Stage(name="yields", code_version=CODE_VERSION, chunk_dim="model", inputs=("xsec", "templates"), plan=plan)
