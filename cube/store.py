@@ -41,6 +41,7 @@ __all__ = [
     "store_lock",
     "setup_group",
     "write_chunk",
+    "validate_chunk",
     "open",
     "open_group_if_exists",
     "read_ledger",
@@ -208,17 +209,18 @@ def setup_group(
 def write_chunk(store: str | os.PathLike, group: str, key: ChunkKey, chunk: xr.Dataset) -> ChunkKey:
     """Write one computed chunk into its region of ``group`` (``mode="r+"``); runs on workers.
 
-    Variables that do not span the chunked dim were written with the template and are
-    dropped here.  Returns ``key`` so that the client can record the fingerprint.
+    Only data variables spanning the chunked dim are written: coordinates were written
+    with the template, and rewriting them here would make workers read-modify-write the
+    same coordinate chunk concurrently.  Returns ``key`` so that the client can record
+    the fingerprint.
     """
     if chunk.sizes.get(key.dim) != len(key):
         raise StoreError(
             f"chunk {key.name} of {group!r} has {chunk.sizes.get(key.dim)} rows along {key.dim!r}, "
             f"expected {len(key)}"
         )
-    keep = [v for v in chunk.variables if key.dim in chunk[v].dims]
-    sub = chunk[keep]
-    sub = sub.drop_vars([c for c in sub.coords if key.dim not in sub[c].dims])
+    keep = [v for v in chunk.data_vars if key.dim in chunk[v].dims]
+    sub = chunk[keep].drop_vars(list(chunk.coords))
     sub.attrs = {}
     sub.to_zarr(
         os.fspath(store),
@@ -230,6 +232,28 @@ def write_chunk(store: str | os.PathLike, group: str, key: ChunkKey, chunk: xr.D
         write_empty_chunks=True,
     )
     return key
+
+
+def validate_chunk(store: str | os.PathLike, group: str, key: ChunkKey, chunk: xr.Dataset) -> None:
+    """Check a computed chunk against the stored template before it is written.
+
+    Every coordinate of ``chunk`` along the chunked dim must equal the template's values in
+    that region, and every data variable must exist in the group with the same dims, so a
+    chunk computed for the wrong rows or with the wrong layout is never written.
+    """
+    g = zarr.open_group(os.fspath(store), path=group, mode="r", zarr_format=3)
+    for name, var in chunk.data_vars.items():
+        if name not in g:
+            raise StoreError(f"chunk {key.name}: variable {name!r} is not in group {group!r}")
+        stored_dims = tuple(g[name].metadata.dimension_names or ())
+        if stored_dims != tuple(var.dims):
+            raise StoreError(f"chunk {key.name}: {name!r} has dims {var.dims}, the group has {stored_dims}")
+    for name, coord in chunk.coords.items():
+        if coord.dims != (key.dim,) or name not in g:
+            continue
+        stored = g[name][key.start : key.stop]
+        if not np.array_equal(np.asarray(stored), coord.values):
+            raise StoreError(f"chunk {key.name}: coordinate {name!r} does not match the template's rows")
 
 
 def group_attrs_update(store: str | os.PathLike, group: str, attrs: Mapping) -> None:
