@@ -29,7 +29,7 @@ from catalogs.stellar.grid import radius_grid
 from cube.fingerprint import fingerprint
 from tasks.stages.base import Stage, StagePlan, placeholder
 
-__all__ = ["STAGE", "plan", "compute", "model_table", "TRACKS_VERSION"]
+__all__ = ["STAGE", "plan", "compute", "model_table", "eddington_factor", "TRACKS_VERSION"]
 
 CODE_VERSION = "templates/1 sse-cosmic+envelope-mlt"
 TRACKS_VERSION = "tracks/1"
@@ -144,7 +144,15 @@ def model_table(config, store, client=None):
         else:
             table["X"] = _hydrogen_fraction(config, table["metallicity"].to_numpy())
         table["row_input"] = ""
-        return table, None, {"source": "generator (SSE via cosmic-popsynth + near-surface structure model)"}
+        # A snapshot above the electron-scattering Eddington limit has no hydrostatic
+        # envelope in this structure model: it is left out, and counted in the notes.
+        gamma_e = eddington_factor(table["L_star"].to_numpy(float), table["M_star"].to_numpy(float), table["X"].to_numpy(float))
+        keep = gamma_e < 1.0
+        attrs = {
+            "source": "generator (SSE via cosmic-popsynth + near-surface structure model)",
+            "excluded_super_eddington": int((~keep).sum()),
+        }
+        return table.loc[keep].reset_index(drop=True), None, attrs
     from catalogs.stellar.mesa import read_mesa_logs
 
     frames, profiles, v_sources = [], [], set()
@@ -163,6 +171,19 @@ def model_table(config, store, client=None):
     table = pd.concat(frames, ignore_index=True)
     prof = {k: np.concatenate([getattr(p, k) for p in profiles]) for k in ("rho", "v_conv", "column")}
     return table, prof, {"source": "mesa", "v_conv_source": ",".join(sorted(v_sources))}
+
+
+def eddington_factor(L_star, M_star, X) -> np.ndarray:
+    """Electron-scattering Eddington factor kappa_es L / (4 pi c G M), kappa_es = 0.2 (1 + X) cm^2 g^-1.
+
+    L_star in Lsun, M_star in Msun.
+    """
+    import astropy.constants as ac
+
+    kappa = 0.2 * (1.0 + np.asarray(X, float))
+    L = np.asarray(L_star, float) * ac.L_sun.cgs.value
+    M = np.asarray(M_star, float) * ac.M_sun.cgs.value
+    return kappa * L / (4.0 * np.pi * ac.c.cgs.value * ac.G.cgs.value * M)
 
 
 def _file_digest(path: Path) -> str:
