@@ -152,6 +152,12 @@ class Mirroring(_Section):
     """The canonical-momentum mirroring model and its surface parameters, PHYSICS.md P4."""
 
     calibration: Literal["hawc", "none"] = "hawc"
+    hawc_fit: Literal["lsq", "pivot"] = Field(
+        "pivot",
+        description="pivot: match HAWC at hawc_pivot (its normalisation energy, where it is best "
+        "measured); lsq: least squares in log flux over hawc_range",
+    )
+    hawc_pivot: Positive = Field(1.0, description="[TeV] energy matched by the pivot fit")
     hawc_norm: Positive = Field(1.6e-12, description="HAWC quiet Sun dN/dE at 1 TeV [TeV^-1 cm^-2 s^-1]")
     hawc_index: Positive = 3.62
     hawc_range: tuple[Positive, Positive] = (0.5, 2.6)
@@ -184,11 +190,20 @@ class Mirroring(_Section):
 
 
 class YieldsStage(_Section):
-    """Transport quadrature and chunking of the yields cube, PHYSICS.md P3-P4."""
+    """Transport quadrature and chunking of the yields cube, PHYSICS.md P3-P4.
 
-    impact_points: Annotated[int, Field(ge=8, le=4096)] = 96
-    mu_points: Annotated[int, Field(ge=4, le=512)] = 24
-    phi_points: Annotated[int, Field(ge=4, le=512)] = 24
+    The defaults are converged to < 1e-3 in the scenario luminosities (see
+    tests/tasks/kernels/test_luminosity.py::test_quadrature_converged).
+    """
+
+    impact_points: Annotated[int, Field(ge=8, le=4096)] = Field(128, description="impact parameters per chord set")
+    impact_depth_min: Annotated[float, Field(gt=0, lt=1e-3)] = Field(1e-12, description="smallest 1 - b/R")
+    mu_points: Annotated[int, Field(ge=2, le=512)] = Field(6, description="Gauss nodes in the field-angle alpha")
+    gamma_points: Annotated[int, Field(ge=4, le=1024)] = Field(48, description="tanh-rule nodes across the field")
+    gauss_points: Annotated[int, Field(ge=1, le=16)] = Field(4, description="Gauss nodes per segment, outward leg")
+    saturation: Annotated[float, Field(ge=5, le=100)] = Field(15.0, description="turning columns beyond this many lambda_pp are saturated")
+    node_tol: Annotated[float, Field(gt=0, le=0.5)] = Field(0.03, description="segment refinement tolerance")
+    include_atmosphere: bool = Field(True, description="field-free layer holding the column above the photosphere")
     chunk: Annotated[int, Field(ge=1)] = 64
 
 

@@ -112,5 +112,12 @@ def report(store, json_mode: bool = False, console: Console | None = None) -> in
         f"uncalibrated mirroring-scenario flux / HAWC at 1 TeV = {sun['ratio_uncalibrated_1TeV']:.3g}; "
         f"F_sur(Sun) = {sun['F_sur']:.3g}"
     )
+    over = [e for i, e in enumerate(sun["energy"]) if sun["mirroring"]["nu"][i] > sun["black_sphere"]["nu"][i] * 1.001]
+    if over:
+        console.print(
+            f"Note: with the calibration the mirroring-scenario neutrino flux exceeds the black-sphere bound "
+            f"at {', '.join(f'{e:g}' for e in over)} TeV: the scale factor implies more than one interaction "
+            f"per primary (set mirroring.calibration: none for the physical bound)."
+        )
     console.print("Not built yet: " + ", ".join(result["not_built_yet"]) + ".")
     return 0

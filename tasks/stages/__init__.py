@@ -7,6 +7,7 @@ from typing import Iterable
 from tasks.stages.base import Stage, StagePlan
 from tasks.stages.templates import STAGE as TEMPLATES
 from tasks.stages.xsec import STAGE as XSEC
+from tasks.stages.yields import STAGE as YIELDS
 
 __all__ = ["STAGES", "ORDER", "UPSTREAM", "resolve", "Stage", "StagePlan", "UnknownStageError"]
 
@@ -24,6 +25,7 @@ UPSTREAM = {
 STAGES: dict[str, Stage | None] = {name: None for name in ORDER}
 STAGES["xsec"] = XSEC
 STAGES["templates"] = TEMPLATES
+STAGES["yields"] = YIELDS
 
 
 class UnknownStageError(ValueError):

@@ -24,7 +24,7 @@ from cube.fingerprint import combine, fingerprint
 from tasks.stages.base import Stage, StagePlan, placeholder
 from tasks.stages.templates import MODEL_COORDS
 
-__all__ = ["STAGE", "plan", "compute", "kernel_arguments", "solar_index", "SUN"]
+__all__ = ["STAGE", "plan", "compute", "kernel_arguments", "surface_parameters", "solar_index", "SUN", "MissingInputError"]
 
 CODE_VERSION = "yields/1 ballistic+canonical-momentum-mirroring"
 SCENARIOS = ("ballistic", "mirroring")
@@ -60,21 +60,33 @@ def kernel_arguments(config) -> dict:
     return {
         "N_nuc": it.nuclear_enhancement,
         "n_b": y.impact_points,
+        "b_depth_min": y.impact_depth_min,
         "n_mu_b": y.mu_points,
-        "n_theta_b": y.phi_points,
+        "n_gamma": y.gamma_points,
+        "n_gauss": y.gauss_points,
+        "saturation": y.saturation,
+        "node_tol": y.node_tol,
+        "include_atmosphere": y.include_atmosphere,
         "m_kraft": mi.max_mass,
         "surface": {
-            "f_low": mi.f_B_low,
-            "f_high": mi.f_B_high,
-            "m_full": mi.f_B_mass_low,
-            "m_sun": mi.f_B_mass_high,
-            "age_index": -mi.spindown_index,
-            "t_sat_nodes": [list(p) for p in mi.t_sat_points],
-            "f_struct_nodes": list(mi.f_struct_nodes),
-            "f_struct_levels": list(mi.f_struct_levels),
+            "f_B": {"f_low": mi.f_B_low, "f_high": mi.f_B_high, "m_full": mi.f_B_mass_low, "m_sun": mi.f_B_mass_high},
+            "f_struct": {"nodes": list(mi.f_struct_nodes), "levels": list(mi.f_struct_levels)},
+            "f_age": {"index": -mi.spindown_index, "nodes": [list(p) for p in mi.t_sat_points]},
         },
         "cr": {"norm": cr.norm, "indices": list(cr.indices), "breaks": list(cr.breaks), "e_norm": cr.norm_energy},
     }
+
+
+def surface_parameters(mass_init, age, stage, m_kraft: float, surface: dict) -> tuple[np.ndarray, np.ndarray]:
+    """f_B and F_sur = min(f_struct f_age, 1) of each model from the configured surface laws (PHYSICS.md P4)."""
+    from tasks.kernels.surface import f_age, f_B, f_struct, is_main_sequence
+
+    m = np.asarray(mass_init, float)
+    ms = is_main_sequence(stage)
+    fb = f_B(m, ms, m_kraft=m_kraft, **surface["f_B"])
+    F = np.minimum(f_struct(m, **surface["f_struct"]) * f_age(age, m, **surface["f_age"]), 1.0)
+    F = np.where(ms & (m <= m_kraft), F, 0.0)
+    return fb, F
 
 
 def _luminosity(tpl: xr.Dataset, xs: dict, args: dict, calibration: float):
@@ -83,6 +95,9 @@ def _luminosity(tpl: xr.Dataset, xs: dict, args: dict, calibration: float):
 
     kw = dict(args)
     cr = kw.pop("cr")
+    surface = kw.pop("surface")
+    stage = tpl.stage.values.astype(str)
+    fb, F = surface_parameters(tpl.mass_init.values, tpl.age.values, stage, kw["m_kraft"], surface)
     intensity = proton_intensity(xs["E_p"], **cr)
     return template_luminosity(
         tpl.radius.values,
@@ -92,13 +107,15 @@ def _luminosity(tpl: xr.Dataset, xs: dict, args: dict, calibration: float):
         tpl.R_star.values,
         tpl.mass_init.values,
         tpl.age.values,
-        tpl.stage.values.astype(str),
+        stage,
         xs["E_p"],
         xs["sigma_inel"],
         xs["dsigma"],
-        X=xs["X"] if np.ndim(xs["X"]) == 0 else np.asarray(xs["X"]),
+        X=xs["X"],
         calibration=calibration,
         intensity=intensity,
+        f_B=fb,
+        F_sur=F,
         **kw,
     )
 
@@ -165,6 +182,8 @@ def plan(config, store, client=None) -> StagePlan:
             tuple(mi.hawc_range),
             f_sur=float(uncal.F_sur[0]),
             L_ballistic_sun_gamma=uncal.L[0, 0, 0],
+            method=mi.hawc_fit,
+            pivot=mi.hawc_pivot,
         )
     else:
         cal = 1.0

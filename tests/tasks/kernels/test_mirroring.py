@@ -1,0 +1,164 @@
+"""Magnetic-mirroring kernel (PHYSICS.md P4)."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.special import expn
+
+sys.path.insert(0, str(Path(__file__).parent))
+from solar_fixture import radius_grid, solar_template  # noqa: E402
+
+from tasks.kernels import mirroring as M  # noqa: E402
+from tasks.kernels.ballistic import lambda_pair  # noqa: E402
+from tasks.kernels.reference import slab_nodes_quad, trajectory_quad  # noqa: E402
+
+LG = lambda_pair(0.70)
+
+
+def uniform_slab(rho0=1e-6, v0=1e5, y_surf=2.0, R=7e10, f_B=1.0, n=300):
+    r = radius_grid(n)
+    return dict(
+        radius=r, rho=np.full((1, n), rho0), v_conv=np.full((1, n), v0),
+        column=np.full((1, n), y_surf), R_star=np.array([R]), f_B=np.array([f_B]),
+    )
+
+
+def nodes(t):
+    return M.slab_nodes(t["radius"], t["rho"], t["v_conv"], t["column"], t["R_star"], t["f_B"])
+
+
+def random_directions(n, seed=0):
+    rng = np.random.default_rng(seed)
+    mu = np.sqrt(rng.random(n))  # isotropic flux: p(mu) ~ mu
+    phi = rng.random(n) * 2 * np.pi
+    s = rng.choice([-1.0, 1.0], n)
+    st = np.sqrt(1 - mu**2)
+    n_b, n_x0 = st * np.cos(phi), st * np.sin(phi)
+    a = np.sqrt(1 - n_b**2)
+    return mu, a, s * n_x0 / a
+
+
+def test_rigidity():
+    assert M.rigidity_column(1.0) == pytest.approx(1e12 / 299.79, rel=1e-4)
+
+
+def test_turning_depth_uniform_field():
+    t = uniform_slab()
+    Y, P = nodes(t)
+    B = np.sqrt(4 * np.pi * 1e-6) * 1e5
+    mu, a, g = random_directions(50)
+    for E in (0.3, 1.0, 30.0):
+        phi_p = M.rigidity_column(E)
+        h_m = phi_p * a * (1 - g) / B  # Phi(h_m) = B h_m = Phi_p (sqrt(1 - n_B^2) - s n_x0)
+        ym = M.turning_column(Y[0], P[0], a, g, phi_p)
+        np.testing.assert_allclose(ym, 2.0 + 1e-6 * h_m, rtol=1e-9)
+        # X_tot closed form: 2 [Y_s/mu + (rho/B) Phi_p (pi/2 - arcsin gamma)]
+        x_half = 2.0 / mu + 1e-6 / B * phi_p * (np.pi / 2 - np.arcsin(g))
+        lp = 45.0
+        gg, gn = M.trajectory_efficiencies(Y[0], P[0], a, g, phi_p, lp, LG)
+        np.testing.assert_allclose(gn, -np.expm1(-2 * x_half / lp), rtol=1e-9)
+        assert np.all((gg > 0) & (gg <= 1))
+
+
+def test_no_field_every_proton_unmirrored():
+    # f_B = 0: no proton turns; gamma rays made on the way in are absorbed (Gamma_gamma = 0
+    # exactly) and the proton meets the straight plane-parallel column Y_bottom/mu:
+    # Gamma_nu = 1 - exp(-Y_bottom/(mu lambda_pp)) per trajectory.
+    t = uniform_slab(rho0=1e-9, f_B=0.0)  # shallow slab so that Gamma_nu < 1
+    Y, P = nodes(t)
+    assert np.all(P == 0)
+    mu, a, g = random_directions(40, 1)
+    y_bot = 2.0 + 1e-9 * 7e10
+    gg, gn = M.trajectory_efficiencies(Y[0], P[0], a, g, M.rigidity_column(1.0), 47.9, LG)
+    assert np.all(gg == 0.0)
+    np.testing.assert_allclose(gn, -np.expm1(-y_bot / (mu * 47.9)), rtol=1e-10)
+    # isotropic flux average of 1 - exp(-tau/mu) is 1 - 2 E_3(tau)
+    G = M.mirror_efficiency(t["radius"], t["rho"], t["v_conv"], t["column"], t["R_star"], [0.0],
+                            [1.0], [47.9], LG)
+    tau = y_bot / 47.9
+    assert G[0][0, 0] == 0.0
+    assert G[1][0, 0] == pytest.approx(1 - 2 * expn(3, tau), rel=1e-4, abs=0)
+
+
+def test_empty_star_gives_zero():
+    t = uniform_slab(rho0=0.0, y_surf=0.0)
+    G = M.mirror_efficiency(t["radius"], t["rho"], t["v_conv"], t["column"], t["R_star"], [1.0],
+                            [1.0, 100.0], [47.9, 40.0], LG)
+    assert np.all(G[0] == 0) and np.all(G[1] == 0)
+
+
+def test_direction_average_equals_literal_mu_phi_s_average():
+    # (1/pi) int dphi int mu dmu, averaged over s = +-1, done literally on a fine grid
+    t = uniform_slab(rho0=3e-7, v0=2e5)
+    Y, P = nodes(t)
+    xm, wm = np.polynomial.legendre.leggauss(96)
+    mu, wmu = 0.5 * (xm + 1), 0.5 * wm
+    xp, wp = np.polynomial.legendre.leggauss(96)
+    phi, wphi = np.pi * (xp + 1), np.pi * wp
+    MU, PH = np.meshgrid(mu, phi, indexing="ij")
+    W = np.outer(wmu * mu, wphi) / np.pi
+    st = np.sqrt(1 - MU**2)
+    n_b, n_x0 = st * np.cos(PH), st * np.sin(PH)
+    a = np.sqrt(1 - n_b**2)
+    for E, lp in ((1.0, 47.9), (10.0, 42.0)):
+        lit = np.zeros(2)
+        for s in (1.0, -1.0):
+            gg, gn = M.trajectory_efficiencies(Y[0], P[0], a, s * n_x0 / a, M.rigidity_column(E), lp, LG)
+            lit += 0.5 * np.array([np.sum(W * gg), np.sum(W * gn)])
+        G = M.mirror_efficiency(t["radius"], t["rho"], t["v_conv"], t["column"], t["R_star"], [1.0],
+                                [E], [lp], LG)
+        np.testing.assert_allclose([G[0][0, 0], G[1][0, 0]], lit, rtol=2e-3)
+
+
+def _toy_templates():
+    s = solar_template()
+    t_sun = dict(radius=s["radius"], rho=s["rho"][0], v=s["v_conv"][0], col=s["column"][0, -1], R=s["R_star"][0], fb=0.7)
+    u = uniform_slab(rho0=1e-6, v0=1e5)
+    t_uni = dict(radius=u["radius"], rho=u["rho"][0], v=u["v_conv"][0], col=2.0, R=7e10, fb=1.0)
+    # field-free radiative skin on top (v_conv = 0 above depth 2e-5) and a steep density rise
+    r = s["radius"]
+    v = np.where(1 - r > 2e-5, s["v_conv"][0], 0.0)
+    t_skin = dict(radius=r, rho=s["rho"][0] * 3, v=v, col=5.0, R=3e10, fb=1.0)
+    return [t_sun, t_uni, t_skin]
+
+
+@pytest.mark.parametrize("k", [0, 1, 2])
+def test_kernel_matches_quad_reference_per_trajectory(k):
+    t = _toy_templates()[k]
+    Yq, Pq = slab_nodes_quad(t["radius"], t["rho"], t["v"], t["col"], t["R"], t["fb"])
+    Y, P = M.slab_nodes(t["radius"], t["rho"][None], t["v"][None], np.full((1, t["radius"].size), t["col"]), [t["R"]], [t["fb"]])
+    np.testing.assert_allclose(Y[0], Yq, rtol=1e-12)
+    np.testing.assert_allclose(P[0], Pq, rtol=1e-12, atol=1e-300)
+    for E, lp in ((1.0, 47.9), (20.0, 41.0)):
+        for a, g in ((0.9, 0.3), (0.5, -0.8), (0.99, 0.95)):
+            ref = trajectory_quad(Yq, Pq, a, g, E, lp, LG)
+            gg, gn = M.trajectory_efficiencies(Y[0], P[0], a, g, M.rigidity_column(E), lp, LG, n_gauss=3)
+            assert float(gn) == pytest.approx(ref[1], rel=1e-6, abs=0)
+            if ref[0] > 1e-12:
+                assert float(gg) == pytest.approx(ref[0], rel=1e-3, abs=0)
+            else:
+                assert float(gg) < 1e-9
+
+
+def test_efficiencies_bounded():
+    rng = np.random.default_rng(3)
+    r = radius_grid(200)
+    n_m = 6
+    rho = 10 ** (-7 + 8 * (1 - r)[None, :] ** 0.3 + 0.2 * rng.random((n_m, 1)))
+    v = 3e5 * rng.random((n_m, 1)) * (rho / rho[:, -1:]) ** (-1 / 3)
+    col = np.full((n_m, r.size), 3.0)
+    E = np.logspace(-1, 5, 25)
+    lp = np.linspace(55, 28, 25)
+    for lg in (LG, 30.0):
+        gg, gn = M.mirror_efficiency(r, rho, v, col, 10 ** (10 + rng.random(n_m)), rng.random(n_m), E, lp, lg)
+        assert np.all((gg >= 0) & (gg <= 1)) and np.all((gn >= 0) & (gn <= 1 + 1e-12))
+        assert np.all(gg <= gn + 1e-12)  # a gamma ray needs an interaction
+
+
+def test_direction_grid_normalised():
+    for n in ((2, 8), (6, 48)):
+        a, g, w = M.direction_grid(*n)
+        assert w.sum() == pytest.approx(1.0, abs=1e-14)
+        assert np.all((a > 0) & (a <= 1) & (np.abs(g) < 1))
