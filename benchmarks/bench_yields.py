@@ -1,10 +1,15 @@
 """Speed of the per-template yield kernel (issue #4 item 1) and agreement with the quad reference.
 
 Run single-core:  PYTHONPATH=. OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
-    python benchmarks/bench_yields.py [--n-templates 100] [--n-ref 20]
+    python benchmarks/bench_yields.py [--n-templates 100] [--n-ref 20] \
+        [--per-decade-p 10] [--per-decade-E 15] [--n-r 300] [--oracle 0]
 
-Grids as in the paper: secondary energies 0.1 TeV - 10 PeV at 15/decade, primaries
-0.1 TeV - 100 PeV at 10/decade, 300 radius points. Templates are perturbed copies of the solar
+Default grids: secondary energies 0.1 TeV - 10 PeV at 15/decade, primaries 0.1 TeV - 100 PeV
+at 10/decade, 300 radius points; issue #4 quotes the paper grids
+``--per-decade-p 20 --per-decade-E 20 --n-r 400``. The first call (numba compilation, or loading
+it from the on-disk cache) is timed separately and not counted. ``--oracle N`` also compares the
+mirroring efficiencies of N MS templates with the previous numpy implementation
+(tests/tasks/kernels/mirroring_numpy_oracle.py) and times it. Templates are perturbed copies of the solar
 test fixture (tests/tasks/kernels/solar_fixture.py: real MESA structure + assumed v_conv); "MS"
 templates (mirroring computed) are the expensive case, post-MS ones are ballistic only.
 The reference (tasks/kernels/reference.py) is far too slow for the full grids, so it is run on
@@ -29,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "tasks" / "kernels"))
 
+import mirroring_numpy_oracle as ORACLE  # noqa: E402
 from solar_fixture import solar_template  # noqa: E402
 
 from catalogs import xsec  # noqa: E402
@@ -40,8 +46,8 @@ from tasks.kernels.luminosity import ballistic_efficiency, impact_weights, templ
 from tasks.kernels.mirroring import mirror_efficiency  # noqa: E402
 
 
-def make_templates(n: int, seed: int = 0, stage: str = "MS") -> dict:
-    s = solar_template(300)
+def make_templates(n: int, seed: int = 0, stage: str = "MS", n_r: int = 300) -> dict:
+    s = solar_template(n_r)
     rng = np.random.default_rng(seed)
     m = rng.uniform(0.1, 1.4, n)
     return dict(
@@ -60,16 +66,26 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n-templates", type=int, default=100)
     ap.add_argument("--n-ref", type=int, default=20)
+    ap.add_argument("--per-decade-p", type=int, default=10)
+    ap.add_argument("--per-decade-E", type=int, default=15)
+    ap.add_argument("--n-r", type=int, default=300)
+    ap.add_argument("--oracle", type=int, default=0)
     args = ap.parse_args()
 
-    E_p = primary_energy_grid(0.1, 1e5, 10)
-    E = np.logspace(-1, 4, 76)
+    E_p = primary_energy_grid(0.1, 1e5, args.per_decade_p)
+    E = np.logspace(-1, 4, 5 * args.per_decade_E + 1)
     sig = xsec.sigma_inel(E_p)
     ds = np.stack([xsec.dsigma_dE("gamma", E_p, E), xsec.dsigma_dE("nu", E_p, E)])
-    print(f"grids: n_p={E_p.size}, n_E={E.size}, n_r=300; threads=1")
+    print(f"grids: n_p={E_p.size}, n_E={E.size}, n_r={args.n_r}; threads=1")
+
+    t = make_templates(1, stage="MS", n_r=args.n_r)
+    t0 = time.perf_counter()
+    template_luminosity(t["radius"], t["rho"], t["v_conv"], t["column"], t["R_star"], t["mass_init"],
+                        t["age"], t["stage"], E_p, sig, ds)
+    print(f"first call (numba compile or cache load, not counted below): {time.perf_counter() - t0:.2f} s")
 
     for stage in ("MS", "HG+RGB"):
-        t = make_templates(args.n_templates, stage=stage)
+        t = make_templates(args.n_templates, stage=stage, n_r=args.n_r)
         t0 = time.perf_counter()
         template_luminosity(t["radius"], t["rho"], t["v_conv"], t["column"], t["R_star"], t["mass_init"],
                             t["age"], t["stage"], E_p, sig, ds)
@@ -77,8 +93,26 @@ def main() -> None:
         print(f"kernel, all templates {stage:7s}: {args.n_templates / dt:8.1f} templates/s/core "
               f"({1e3 * dt / args.n_templates:.2f} ms each)")
 
+    if args.oracle:
+        t = make_templates(args.oracle, stage="MS", n_r=args.n_r)
+        fb = np.full(args.oracle, 0.7)
+        lp_all, lg0 = lambda_pp(sig), lambda_pair(0.70)
+        targs = (t["radius"], t["rho"], t["v_conv"], t["column"], t["R_star"], fb, E_p, lp_all, lg0)
+        t0 = time.perf_counter()
+        new = mirror_efficiency(*targs)
+        t_new = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        old = ORACLE.mirror_efficiency(*targs)
+        t_old = time.perf_counter() - t0
+        diff = [np.max(np.abs(new[k] / old[k] - 1)) for k in range(2)]
+        print(f"mirror_efficiency vs previous numpy implementation ({args.oracle} MS templates): max rel diff "
+              f"gamma {diff[0]:.2e}, nu {diff[1]:.2e}; {1e3 * t_old / args.oracle:.1f} ms -> "
+              f"{1e3 * t_new / args.oracle:.2f} ms per template (x{t_old / t_new:.1f})")
+
     # --- reference comparison on n_ref templates ---
     n = args.n_ref
+    if n <= 0:
+        return
     t = make_templates(n, seed=1)
     eps = np.array([1.0, 30.0])
     lp = lambda_pp(xsec.sigma_inel(eps))

@@ -98,7 +98,13 @@ def chord_columns(
     Returns
     -------
     np.ndarray, shape (n_m, n_b)
-        T(b) in g cm^-2.
+        T(b) in g cm^-2. Row by row (one matrix-vector product per template): a matrix-matrix
+        product may sum in a different order depending on the batch size, and each template
+        must come out bit-identical however the templates are batched.
     """
     w = chord_weights(radius, b_depth, n_gauss)
-    return np.asarray(R_star, dtype=float)[:, None] * (np.asarray(rho, dtype=float) @ w.T)
+    rho = np.atleast_2d(np.asarray(rho, dtype=float))
+    T = np.empty((rho.shape[0], w.shape[0]))
+    for i, row in enumerate(rho):
+        T[i] = w @ row
+    return np.asarray(R_star, dtype=float)[:, None] * T
