@@ -76,6 +76,8 @@ def solar_check(store, energies=SOLAR_ENERGIES) -> dict:
     out["calibration_mode"] = y.attrs.get("hawc_calibration_mode", "none")
     out["ratio_uncalibrated_1TeV"] = float(y.attrs.get("hawc_ratio_uncalibrated", np.nan))
     out["F_sur"] = float(y.attrs.get("solar_F_sur", np.nan))
+    out["ratio_pure_mirroring_1TeV"] = float(y.attrs.get("hawc_ratio_pure_mirroring", np.nan))
+    out["ratio_ballistic_1TeV"] = float(y.attrs.get("hawc_ratio_ballistic", np.nan))
     return out
 
 
@@ -92,25 +94,29 @@ def report(store, json_mode: bool = False, console: Console | None = None) -> in
         print(json.dumps(result))
         return 0
     t = Table(title="Quiet Sun at 1 AU: E^2 dN/dE [TeV cm^-2 s^-1]")
-    for col in ("E [TeV]", "ballistic gamma", "mirroring gamma", "HAWC fit", "black sphere gamma", "ballistic nu", "mirroring nu", "black sphere nu"):
-        t.add_column(col, justify="right")
-    for i, e in enumerate(sun["energy"]):
-        hawc = f"{sun['hawc'][i]:.3g}" + ("" if 0.5 <= e <= 2.6 else " (extrap.)")
-        t.add_row(
-            f"{e:g}",
-            f"{sun['ballistic']['gamma'][i]:.3g}",
-            f"{sun['mirroring']['gamma'][i]:.3g}",
-            hawc,
-            f"{sun['black_sphere']['gamma'][i]:.3g}",
-            f"{sun['ballistic']['nu'][i]:.3g}",
-            f"{sun['mirroring']['nu'][i]:.3g}",
-            f"{sun['black_sphere']['nu'][i]:.3g}",
-        )
+    t.add_column("E [TeV]")
+    for e in sun["energy"]:
+        t.add_column(f"{e:g}", justify="right")
+    rows = [
+        ("gamma ballistic", sun["ballistic"]["gamma"]),
+        ("gamma mirroring", sun["mirroring"]["gamma"]),
+        ("HAWC fit (*extrap.)", sun["hawc"]),
+        ("gamma black sphere", sun["black_sphere"]["gamma"]),
+        ("nu ballistic", sun["ballistic"]["nu"]),
+        ("nu mirroring", sun["mirroring"]["nu"]),
+        ("nu black sphere", sun["black_sphere"]["nu"]),
+    ]
+    for label, values in rows:
+        cells = [f"{v:.3g}" for v in values]
+        if label.startswith("HAWC"):
+            cells = [c + ("" if 0.5 <= e <= 2.6 else "*") for c, e in zip(cells, sun["energy"])]
+        t.add_row(label, *cells)
     console.print(t)
     console.print(
         f"HAWC calibration ({sun['calibration_mode']}): L_mirror x {sun['calibration']:.4g}; "
-        f"uncalibrated mirroring-scenario flux / HAWC at 1 TeV = {sun['ratio_uncalibrated_1TeV']:.3g}; "
-        f"F_sur(Sun) = {sun['F_sur']:.3g}"
+        f"F_sur(Sun) = {sun['F_sur']:.3g}. Flux / HAWC at 1 TeV: ballistic {sun['ratio_ballistic_1TeV']:.3g}, "
+        f"uncalibrated mirroring scenario {sun['ratio_uncalibrated_1TeV']:.3g}, "
+        f"pure mirroring (F_sur = 1) {sun['ratio_pure_mirroring_1TeV']:.3g}"
     )
     over = [e for i, e in enumerate(sun["energy"]) if sun["mirroring"]["nu"][i] > sun["black_sphere"]["nu"][i] * 1.001]
     if over:

@@ -172,6 +172,8 @@ def plan(config, store, client=None) -> StagePlan:
     i1 = int(np.argmin(np.abs(np.log(energy))))
     hawc_1tev = float(hawc_flux(energy[i1], mi.hawc_norm, mi.hawc_index))
     ratio_uncal = float(flux_at_earth(uncal.L[0, 1, 0, i1]) / hawc_1tev)
+    ratio_pure = float(flux_at_earth(uncal.L_mirror[0, 0, i1]) / hawc_1tev)
+    ratio_ballistic = float(flux_at_earth(uncal.L[0, 0, 0, i1]) / hawc_1tev)
     if mi.calibration == "hawc":
         cal = hawc_calibration_factor(
             energy,
@@ -227,12 +229,15 @@ def plan(config, store, client=None) -> StagePlan:
         "hawc_calibration": cal,
         "hawc_calibration_mode": mi.calibration,
         "hawc_ratio_uncalibrated": ratio_uncal,
+        "hawc_ratio_pure_mirroring": ratio_pure,
+        "hawc_ratio_ballistic": ratio_ballistic,
         "solar_model": sun,
         "solar_F_sur": float(uncal.F_sur[0]),
     }
     notes = [
-        f"Sun: uncalibrated mirroring-scenario flux / HAWC at 1 TeV = {ratio_uncal:.3g}; "
-        f"calibration factor ({mi.calibration}) = {cal:.4g}"
+        f"Sun at 1 TeV, flux / HAWC: ballistic {ratio_ballistic:.3g}, uncalibrated mirroring scenario "
+        f"{ratio_uncal:.3g} (pure mirroring, F_sur = 1: {ratio_pure:.3g}); calibration ({mi.calibration}) "
+        f"x {cal:.4g}"
     ]
     return StagePlan(
         template=template,
