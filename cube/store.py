@@ -44,6 +44,7 @@ __all__ = [
     "validate_chunk",
     "open",
     "open_group_if_exists",
+    "read_rows",
     "read_ledger",
     "record",
     "forget",
@@ -164,6 +165,17 @@ def open_group_if_exists(store: str | os.PathLike, group: str) -> xr.Dataset | N
     if not (Path(store) / group / "zarr.json").exists():
         return None
     return xr.open_zarr(os.fspath(store), group=group, consolidated=False, zarr_format=3)
+
+
+def read_rows(store: str | os.PathLike, group: str, dim: str, rows) -> xr.Dataset:
+    """Read rows of ``group`` along ``dim`` into memory without dask (for use inside workers).
+
+    ``rows`` is a slice or an integer index array.  Opening without dask matters on a
+    worker: a dask-backed ``load()`` there would schedule sub-tasks on the cluster and wait
+    for them from inside a task.
+    """
+    ds = xr.open_zarr(os.fspath(store), group=group, consolidated=False, zarr_format=3, chunks=None)
+    return ds.isel({dim: rows}).load()
 
 
 def layout_signature(ds: xr.Dataset, chunk_dim: str, chunk: int) -> dict:

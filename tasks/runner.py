@@ -73,8 +73,7 @@ def _compute_and_write(store, target: str, group: str, key: ChunkKey, compute: C
 
 
 def _copy_and_write(store, source: str, target: str, key: ChunkKey, positions: list[int]) -> ChunkKey:
-    old = xr.open_zarr(str(store), group=source, consolidated=False, zarr_format=3)
-    ds = old.isel({key.dim: np.asarray(positions)}).load()
+    ds = cstore.read_rows(store, source, key.dim, np.asarray(positions))
     cstore.write_chunk(store, target, key, ds)
     return key
 

@@ -122,10 +122,7 @@ def _luminosity(tpl: xr.Dataset, xs: dict, args: dict, calibration: float):
 
 def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
     """Luminosities of models ``[start, stop)`` [TeV^-1 s^-1], read from the templates cube."""
-    tpl = cstore.open_group_if_exists(payload["store"], "templates")
-    if tpl is None:
-        raise MissingInputError(f"templates cube missing in {payload['store']}")
-    tpl = tpl.isel(model=slice(start, stop)).load()
+    tpl = cstore.read_rows(payload["store"], "templates", "model", slice(start, stop))
     res = _luminosity(tpl, payload["xsec"], payload["args"], payload["calibration"])
     coords = {
         "model": np.arange(start, stop),
