@@ -588,7 +588,6 @@ def mirror_efficiency(
     saturation: float = 15.0,
     include_atmosphere: bool = True,
     node_tol: float = 0.03,
-    block_elements: int = 200_000,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Direction-averaged mirroring efficiencies <Gamma_gamma>, <Gamma_nu> for all templates.
 
@@ -622,9 +621,6 @@ def mirror_efficiency(
         Add the field-free layer above the photosphere (column[:, -1]).
     node_tol : float
         Node thinning (:func:`thin_nodes`): cell width in ln Y; 0 = exact model.
-    block_elements : int
-        Unused; kept so that existing callers keep working (the compiled kernel needs no
-        blocking).
 
     Returns
     -------

@@ -116,3 +116,24 @@ def test_swap_in_staging_replaces_group_and_ledger(store):
     assert cube.open(store, "xsec").sizes["E_p"] == 4
     assert [e["fingerprint"] for e in cs.read_ledger(store, "xsec").values()] == ["new"]
     assert not (store / staging).exists()
+
+
+def test_a_chunk_for_the_wrong_rows_is_refused(store):
+    cs.setup_group(store, "xsec", _template(), "E_p", 3)
+    keys = chunk_keys("xsec", "E_p", 7, 3)
+    cs.validate_chunk(store, "xsec", keys[0], _chunk(keys[0]))
+    wrong = _chunk(keys[0]).assign_coords(E_p=[10.0, 20.0, 30.0])
+    with pytest.raises(cs.StoreError, match="coordinate 'E_p' does not match"):
+        cs.validate_chunk(store, "xsec", keys[0], wrong)
+    renamed = _chunk(keys[0]).rename({"sigma_inel": "sigma"})
+    with pytest.raises(cs.StoreError, match="'sigma' is not in group"):
+        cs.validate_chunk(store, "xsec", keys[0], renamed)
+
+
+def test_read_rows_gives_numpy_backed_rows(store):
+    cs.setup_group(store, "xsec", _template(), "E_p", 3)
+    for key in chunk_keys("xsec", "E_p", 7, 3):
+        cs.write_chunk(store, "xsec", key, _chunk(key))
+    rows = cs.read_rows(store, "xsec", "E_p", np.array([6, 0]))
+    assert isinstance(rows.sigma_inel.data, np.ndarray)
+    np.testing.assert_array_equal(rows.sigma_inel.values, [70.0, 10.0])
