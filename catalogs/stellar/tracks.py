@@ -36,11 +36,14 @@ SSE itself for the initial composition), constant along the track (no dredge-up)
 from __future__ import annotations
 
 import ast
+import atexit
 import contextlib
 import json
 import operator
 import os
+import shutil
 import sys
+import tempfile
 import threading
 import warnings
 from importlib.resources import files as _resource_files
@@ -178,6 +181,30 @@ class _SerialPool:
 
     def imap(self, func, items):
         return (func(x) for x in items)
+
+
+_SCRATCH: str | None = None
+
+
+@contextlib.contextmanager
+def _in_scratch_dir():
+    """Run with the working directory in a private scratch folder of this process.
+
+    BSE writes diagnostics (e.g. "EVOLV2 ARRAY WARNING") to Fortran unit 99, which opens
+    ``fort.99`` in the current directory on first use; without this, every run would leave
+    that file in the user's working directory. The folder lives as long as the process
+    (the Fortran unit stays open) and is removed at exit.
+    """
+    global _SCRATCH
+    if _SCRATCH is None:
+        _SCRATCH = tempfile.mkdtemp(prefix="stardiffuse-cosmic-")
+        atexit.register(shutil.rmtree, _SCRATCH, True)
+    here = os.getcwd()
+    os.chdir(_SCRATCH)
+    try:
+        yield
+    finally:
+        os.chdir(here)
 
 
 @contextlib.contextmanager
@@ -481,7 +508,7 @@ def evolve_tracks(
     for z in metallicities:
         # One COSMIC call per metallicity: COSMIC computes the metallicity-dependent SSE
         # constants (zpars) from the first system of a call.
-        with _COSMIC_LOCK, _silenced(quiet):
+        with _COSMIC_LOCK, _silenced(quiet), _in_scratch_dir():
             bcm = _run_cosmic(masses, float(z), t_max_yr, porb_days, bse, randomseed)
         for i, m in enumerate(masses):
             rows = bcm.loc[bcm["bin_num"] == i] if "bin_num" in bcm else bcm.loc[[i]]

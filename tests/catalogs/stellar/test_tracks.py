@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -127,3 +129,10 @@ def test_settings_parsing():
         _safe_numeric("__import__('os').getcwd()")
     with pytest.raises(ValueError):
         evolve_tracks([1.0], [0.05])
+
+
+def test_no_fortran_files_left_in_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    evolve_tracks([0.3, 0.5], [0.02], snapshots_per_stage={"MS": 2}, t_max_yr=1.4e10)
+    assert list(tmp_path.iterdir()) == []
+    assert os.getcwd() == str(tmp_path)

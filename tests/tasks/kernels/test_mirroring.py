@@ -164,6 +164,19 @@ def test_direction_grid_normalised():
         assert np.all((a > 0) & (a <= 1) & (np.abs(g) < 1))
 
 
+def test_asymmetric_direction_range_matches_full_range():
+    # [-5, 6] with half the gamma nodes: same direction average as [-9, 9] on the solar fixture
+    s = solar_template()
+    args = (s["radius"], s["rho"], s["v_conv"], s["column"], s["R_star"], [0.7], [0.5, 1.0, 3.0, 30.0],
+            [49.0, 47.9, 45.0, 40.0], LG)
+    a, g, w = M.direction_grid(6, 24, u_max=6.0, u_min=-5.0)
+    assert w.sum() == pytest.approx(1.0, abs=1e-14) and g.min() == pytest.approx(np.tanh(-5.0))
+    full = M.mirror_efficiency(*args)
+    short = M.mirror_efficiency(*args, n_gamma=24, u_max=6.0, u_min=-5.0)
+    np.testing.assert_allclose(short[0], full[0], rtol=1e-3)
+    np.testing.assert_allclose(short[1], full[1], rtol=1e-4)
+
+
 # --- compiled kernel vs the previous numpy implementation (tests/.../mirroring_numpy_oracle.py) ---
 
 
