@@ -192,19 +192,31 @@ class Mirroring(_Section):
 class YieldsStage(_Section):
     """Transport quadrature and chunking of the yields cube, PHYSICS.md P3-P4.
 
-    The defaults are converged to < 1e-3 in the scenario luminosities (see
-    tests/tasks/kernels/test_luminosity.py::test_quadrature_converged).
+    The defaults keep every stored scenario luminosity (0.1-1000 TeV), the Sun's pure
+    mirroring gamma-ray luminosity (0.3-3 TeV) and the HAWC calibration factor within 1e-3 of a
+    converged reference on real generated main-sequence templates (0.1-1.41 Msun); see
+    ``benchmarks/convergence_yields.py`` for the study and the cost of each choice.
     """
 
     impact_points: Annotated[int, Field(ge=8, le=4096)] = Field(128, description="impact parameters per chord set")
     impact_depth_min: Annotated[float, Field(gt=0, lt=1e-3)] = Field(1e-12, description="smallest 1 - b/R")
     mu_points: Annotated[int, Field(ge=2, le=512)] = Field(6, description="Gauss nodes in the field-angle alpha")
-    gamma_points: Annotated[int, Field(ge=4, le=1024)] = Field(48, description="tanh-rule nodes across the field")
-    gauss_points: Annotated[int, Field(ge=1, le=16)] = Field(4, description="Gauss nodes per segment, outward leg")
-    saturation: Annotated[float, Field(ge=5, le=100)] = Field(15.0, description="turning columns beyond this many lambda_pp are saturated")
-    node_tol: Annotated[float, Field(gt=0, le=0.5)] = Field(0.03, description="segment refinement tolerance")
+    gamma_points: Annotated[int, Field(ge=4, le=1024)] = Field(24, description="tanh-rule nodes across the field")
+    gamma_u_range: tuple[float, float] = Field(
+        (-5.0, 6.0), description="tanh-rule range u (gamma = tanh u); the grazing side needs the larger |u|"
+    )
+    gauss_points: Annotated[int, Field(ge=1, le=16)] = Field(3, description="Gauss nodes per segment, outward leg")
+    saturation: Annotated[float, Field(ge=5, le=100)] = Field(12.0, description="turning columns beyond this many lambda_pp are saturated")
+    node_tol: Annotated[float, Field(ge=0, le=0.5)] = Field(0.04, description="segment thinning in ln Y (0 = exact)")
     include_atmosphere: bool = Field(True, description="field-free layer holding the column above the photosphere")
     chunk: Annotated[int, Field(ge=1)] = 64
+
+    @field_validator("gamma_u_range")
+    @classmethod
+    def _u_range(cls, v):
+        if not v[0] < 0 < v[1]:
+            raise ValueError(f"gamma_u_range must bracket 0 (u_min < 0 < u_max), got {list(v)}")
+        return v
 
 
 class Bulge(_Section):

@@ -179,6 +179,10 @@ def template_luminosity(
     saturation: float = 15.0,
     node_tol: float = 0.03,
     include_atmosphere: bool = True,
+    u_max: float = 9.0,
+    u_min: float | None = None,
+    alpha_rule: str = "half",
+    n_gauss_turn: int | None = None,
     m_kraft: float = KRAFT_MASS,
     ms_label: str = "MS",
     f_B: ArrayLike | None = None,
@@ -202,7 +206,8 @@ def template_luminosity(
     intensity : (n_p,) I_p, default :func:`catalogs.cr_spectrum.proton_intensity`.
     ep_weights : (n_p,) quadrature weights in TeV (default trapezoid in ln E_p).
     n_b, b_depth_min : impact-parameter grid (:func:`tasks.kernels.chords.impact_grid`).
-    n_mu_b, n_gamma, n_gauss, saturation, node_tol, include_atmosphere : see
+    n_mu_b, n_gamma, n_gauss, saturation, node_tol, include_atmosphere, u_max, u_min,
+        alpha_rule, n_gauss_turn : see
         :func:`tasks.kernels.mirroring.mirror_efficiency`.
     m_kraft : mirroring applies for M <= m_kraft on the main sequence.
     f_B, F_sur : (n_m,) optional per-template values (e.g. from :mod:`tasks.kernels.surface`
@@ -246,6 +251,8 @@ def template_luminosity(
             radius, rho[idx], np.atleast_2d(v_conv)[idx], np.atleast_2d(column)[idx], R[idx],
             fb[idx], E_p, lp, lg[idx], n_mu_b=n_mu_b, n_gamma=n_gamma, n_gauss=n_gauss,
             saturation=saturation, node_tol=node_tol, include_atmosphere=include_atmosphere,
+            u_max=u_max, u_min=u_min, alpha_rule=alpha_rule,
+            n_gauss_turn=n_gauss_turn,
         )
         G_m[idx, 0], G_m[idx, 1] = mg, mn
     L_m = N_nuc * 4.0 * np.pi**2 * (R**2)[:, None, None] * np.einsum("mkp,kpe->mke", G_m, K)

@@ -149,7 +149,7 @@ def slab_nodes(
 
 
 def direction_grid(
-    n_mu_b: int = 6, n_gamma: int = 48, u_max: float = 9.0
+    n_mu_b: int = 6, n_gamma: int = 48, u_max: float = 9.0, u_min: float | None = None, alpha_rule: str = "half"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Direction quadrature for the isotropic-flux average.
 
@@ -161,15 +161,28 @@ def direction_grid(
     smooth G. Neglected tails carry weight ~ 4 exp(-2 u_max) (6e-8 for u_max = 9); the weights
     are normalised to sum to 1.
 
+    ``u_min`` (default ``-u_max``) sets the lower end on its own: the gamma -> -1 side (protons
+    deflected away from the surface, turning deep, G smooth and ~constant there) needs no
+    resolution beyond u ~ -5, while the gamma-ray yield sits in the grazing layer at u > 0; an
+    asymmetric range [-5, 6] puts the nodes where G varies (benchmarks/convergence_yields.py:
+    6 x 24 nodes on [-5, 6] match 6 x 48 on [-9, 9] in accuracy, < 1e-3 in the stored
+    luminosities of real main-sequence templates).
+
     Returns
     -------
     a, gamma, weight : np.ndarray, shape (n_mu_b * n_gamma,)
         a = sqrt(1 - n_B^2), gamma in (-1, 1), weights summing to 1 (they include mu/pi).
     """
-    xb, wb = np.polynomial.legendre.leggauss(n_mu_b)
-    al, wb = 0.25 * np.pi * (xb + 1.0), 0.25 * np.pi * wb
+    if alpha_rule == "half":
+        xb, wb = np.polynomial.legendre.leggauss(n_mu_b)
+        al, wb = 0.25 * np.pi * (xb + 1.0), 0.25 * np.pi * wb
+    elif alpha_rule == "even":
+        xb, wb = np.polynomial.legendre.leggauss(2 * n_mu_b)
+        al, wb = 0.5 * np.pi * xb[n_mu_b:], 0.5 * np.pi * wb[n_mu_b:]
+    else:
+        raise ValueError("alpha_rule must be 'half' or 'even'")
     a = np.cos(al)
-    u = np.linspace(-u_max, u_max, n_gamma)
+    u = np.linspace(-u_max if u_min is None else u_min, u_max, n_gamma)
     wg = np.full(n_gamma, u[1] - u[0])
     wg[[0, -1]] *= 0.5
     wg = wg / np.cosh(u) ** 2
@@ -250,8 +263,48 @@ def _asinc(z: float) -> float:
     return _p_asinc(z * z) if z <= 0.5 else hi
 
 
+@nb.njit(**_INLINE)
+def _outward_segment(l0, l1, gt, gw, SH, CH, a, lam_pair, Yj, Sj, Sn, DPj, DYUj, XSj, XI, x_tot, lam_pp, W0, W1, W2, W3, ACC):  # noqa: E501, ANN001
+    """Add the Gauss-Legendre sum (nodes gt, weights gw on (0, 1)) of the outward-leg gamma-ray
+    integrand over the current segment to ACC[l0:l1] (x_tot: 2 X_half per lane)."""
+    ng = gt.size
+    for k in range(ng):
+        tk = 0.5 * gt[k]
+        SHk, CHk = SH[k], CH[k]
+        for l in range(l0, l1):
+            h = tk * DPj[l]  # (t_k dpsi)/2
+            h2 = h * h
+            SHk[l] = h * _p_sinc(h2)
+            CHk[l] = _p_cos(h2)
+    for k in range(ng):
+        # Gauss-Legendre nodes are symmetric: 1 - t_k = t_(ng - 1 - k)
+        kp = ng - 1 - k
+        tk = gt[k]
+        wk = gw[k]
+        SHk, CHk, SHp, CHp = SH[k], CH[k], SH[kp], CH[kp]
+        for l in range(l0, l1):
+            sh, ch, shp, chp = SHk[l], CHk[l], SHp[l], CHp[l]
+            dy, idy, yt, yb = W0[l], W1[l], W2[l], W3[l]
+            st, sb = Sj[l], Sn[l]
+            # psi = psi_b + t dpsi = psi_t - (1 - t) dpsi: sin psi from the end where both
+            # terms are positive (no cancellation)
+            sth, cth = 2.0 * sh * ch, ch * ch - sh * sh
+            sthp, cthp = 2.0 * shp * chp, chp * chp - shp * shp
+            spsi = (sb * cth + yb * sth) if yb >= 0.0 else (st * cthp - yt * sthp)
+            # cos psi - cos psi_t = 2 sin((psi_t + psi)/2) sin((1 - t) dpsi / 2)
+            num = 2.0 * (st * chp - yt * shp) * shp
+            frac = min(num * idy, 1.0) if dy > 0.0 else 1.0 - tk
+            ycol = Yj + DYUj[l] * frac
+            nz = a * spsi
+            x_c = x_tot[l] - (XI[l] + (1.0 - tk) * XSj[l])
+            lp = lam_pp[l]
+            # -X_c/lambda_pp - Y/(n_z lambda_pair), one division
+            e = _exp_neg(-(x_c * nz * lam_pair + ycol * lp) / (lp * nz * lam_pair))
+            ACC[l] += wk * (e if nz > 0.0 else 0.0)
+
+
 @nb.njit(**_JIT)
-def _lanes(Y, P, n_seg, a, gam, phi_p, lam_pp, lam_pair, mirrored, gt, gw, D, S, XS, DP, DYU, XI, SH, CH, W, ACC, out_g, out_n):  # noqa: E501, ANN001
+def _lanes(Y, P, n_seg, a, gam, phi_p, lam_pp, lam_pair, mirrored, gt, gw, gt2, gw2, D, S, XS, DP, DYU, XI, SH, CH, W, ACC, out_g, out_n):  # noqa: E501, ANN001
     """Gamma_gamma, Gamma_nu of L trajectories ("lanes") sharing one template and one a = sqrt(1 - n_B^2).
 
     Y, P : nodal columns of the template. n_seg[l] : segments lane l needs (down to its turning
@@ -362,6 +415,16 @@ def _lanes(Y, P, n_seg, a, gam, phi_p, lam_pp, lam_pair, mirrored, gt, gw, D, S,
                 # -X_c/lambda_pp - Y/(n_z lambda_pair), one division
                 e = _exp_neg(-(x_c * nz * lam_pair + ycol * lp) / (lp * nz * lam_pair))
                 ACC[l] += wk * (e if nz > 0.0 else 0.0)
+        if gt2.size != ng:
+            # lanes [hn, hi) turn in this segment (n_seg non-increasing): their sum is redone with
+            # the turning-segment rule (the integrand vanishes like exp(-c/psi) at psi = 0)
+            hn = hi
+            while hn > 0 and n_seg[hn - 1] <= j + 1:
+                hn -= 1
+            for l in range(hn, hi):
+                ACC[l] = 0.0
+            _outward_segment(hn, hi, gt2, gw2, SH, CH, a, lam_pair, Yj, Sj, Sn, DPj, DYUj, XSj, XI, out_g, lam_pp,
+                             W0, W1, W2, W3, ACC)
         for l in range(hi):
             xs = XSj[l]
             DPj[l] = ACC[l] * xs  # row j of DP now holds the segment's gamma-ray term
@@ -388,10 +451,10 @@ def _work(n_nodes, n_lanes, n_gauss):  # noqa: ANN001, ANN202
 
 
 @nb.njit(**_JIT)
-def _trajectories(Y, P, a, gam, phi_p, lam_pp, lam_pair, gt, gw, out_g, out_n):  # noqa: ANN001, ANN202
+def _trajectories(Y, P, a, gam, phi_p, lam_pp, lam_pair, gt, gw, gt2, gw2, out_g, out_n):  # noqa: ANN001, ANN202
     """One trajectory per row of Y, P (n_t, K + 1) and per parameter entry (n_t,)."""
     n_t, n_nodes = Y.shape
-    D, S, XS, DP, DYU, XI, SH, CH, W, ACC = _work(n_nodes, 1, gt.size)
+    D, S, XS, DP, DYU, XI, SH, CH, W, ACC = _work(n_nodes, 1, max(gt.size, gt2.size))
     n_seg = np.zeros(1, dtype=np.int64)
     mir = np.zeros(1, dtype=np.bool_)
     og = np.zeros(1)
@@ -402,18 +465,18 @@ def _trajectories(Y, P, a, gam, phi_p, lam_pp, lam_pair, gt, gw, out_g, out_n): 
         k = np.searchsorted(P[t], phi_m, side="right")
         n_seg[0] = min(k, n_nodes - 1) if mir[0] else n_nodes - 1
         _lanes(Y[t], P[t], n_seg, a[t], gam[t : t + 1], phi_p[t : t + 1], lam_pp[t : t + 1], lam_pair[t], mir,
-               gt, gw, D, S, XS, DP, DYU, XI, SH, CH, W, ACC, og, on)
+               gt, gw, gt2, gw2, D, S, XS, DP, DYU, XI, SH, CH, W, ACC, og, on)
         out_g[t] = og[0]
         out_n[t] = on[0]
 
 
 @nb.njit(**_JIT)
-def _mirror_templates(Y, P, keep, a, gam, wd, phi_p, lam_pp, lam_pair, saturation, gt, gw, G_g, G_n):  # noqa: E501, ANN001, ANN202
+def _mirror_templates(Y, P, keep, a, gam, wd, phi_p, lam_pp, lam_pair, saturation, gt, gw, gt2, gw2, G_g, G_n):  # noqa: E501, ANN001, ANN202
     """Direction-averaged efficiencies of every template (rows of Y, P; phi_p ascending), added to
     G_g, G_n (n_m, n_p) in a fixed order (direction by direction)."""
     n_m, n_nodes = Y.shape
     n_p = phi_p.size
-    D, S, XS, DP, DYU, XI, SH, CH, W, ACC = _work(n_nodes, n_p, gt.size)
+    D, S, XS, DP, DYU, XI, SH, CH, W, ACC = _work(n_nodes, n_p, max(gt.size, gt2.size))
     Yt = np.zeros(n_nodes)
     Pt = np.zeros(n_nodes)
     lane_p = np.zeros(n_p, dtype=np.int64)
@@ -450,7 +513,7 @@ def _mirror_templates(Y, P, keep, a, gam, wd, phi_p, lam_pp, lam_pair, saturatio
                 L += 1
             if L == 0:
                 continue
-            _lanes(Yt, Pt, n_seg[:L], a[d], g_l[:L], php_l[:L], lp_l[:L], lam_pair[i], mir[:L], gt, gw,
+            _lanes(Yt, Pt, n_seg[:L], a[d], g_l[:L], php_l[:L], lp_l[:L], lam_pair[i], mir[:L], gt, gw, gt2, gw2,
                    D, S, XS, DP, DYU, XI, SH, CH, W, ACC, og, on)
             for l in range(L):
                 G_g[i, lane_p[l]] += wd[d] * og[l]
@@ -472,6 +535,7 @@ def trajectory_efficiencies(
     lam_pp: ArrayLike,
     lam_pair: ArrayLike,
     n_gauss: int = 4,
+    n_gauss_turn: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Gamma_gamma and Gamma_nu of single trajectories (broadcast over leading axes).
 
@@ -490,6 +554,8 @@ def trajectory_efficiencies(
         Interaction and pair lengths (g cm^-2).
     n_gauss : int
         Gauss-Legendre nodes per segment for the outward-leg gamma-ray integral.
+    n_gauss_turn : int or None
+        Nodes in the turning segment (None: ``n_gauss``).
 
     Returns
     -------
@@ -504,7 +570,7 @@ def trajectory_efficiencies(
     Pb = np.ascontiguousarray(np.broadcast_to(Phi, shape + (n_nodes,)).reshape(-1, n_nodes))
     flat = [np.ascontiguousarray(np.broadcast_to(v, shape).ravel()) for v in pars]
     out_g, out_n = np.zeros(Yb.shape[0]), np.zeros(Yb.shape[0])
-    _trajectories(Yb, Pb, *flat, *_gauss_nodes(n_gauss), out_g, out_n)
+    _trajectories(Yb, Pb, *flat, *_gauss_nodes(n_gauss), *_gauss_nodes(n_gauss_turn or n_gauss), out_g, out_n)
     return out_g.reshape(shape), out_n.reshape(shape)
 
 
@@ -588,6 +654,10 @@ def mirror_efficiency(
     saturation: float = 15.0,
     include_atmosphere: bool = True,
     node_tol: float = 0.03,
+    u_max: float = 9.0,
+    u_min: float | None = None,
+    alpha_rule: str = "half",
+    n_gauss_turn: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Direction-averaged mirroring efficiencies <Gamma_gamma>, <Gamma_nu> for all templates.
 
@@ -612,6 +682,9 @@ def mirror_efficiency(
         Direction nodes (:func:`direction_grid`).
     n_gauss : int
         Nodes per segment for the outward-leg integral.
+    n_gauss_turn : int or None
+        Nodes in each trajectory's turning segment (None: ``n_gauss``), where the integrand
+        vanishes like exp(-c/psi) and converges slowest.
     saturation : float
         A trajectory whose turning point (or, if unmirrored, the bottom of the profile) lies
         below the vertical column ``saturation * lambda_pp`` is set to Gamma_nu = 1,
@@ -621,6 +694,8 @@ def mirror_efficiency(
         Add the field-free layer above the photosphere (column[:, -1]).
     node_tol : float
         Node thinning (:func:`thin_nodes`): cell width in ln Y; 0 = exact model.
+    u_max, u_min : float
+        Range of the tanh rule in the direction grid (:func:`direction_grid`; u_min None = -u_max).
 
     Returns
     -------
@@ -635,13 +710,14 @@ def mirror_efficiency(
     lam_pair = np.ascontiguousarray(np.broadcast_to(np.asarray(lam_pair, dtype=float), (n_m,)))
     Y, Phi = slab_nodes(radius, rho, v_conv, column, R_star, f_B, include_atmosphere)
     keep = _thin_keep(Y, Phi, node_tol)
-    a, gam, wd = direction_grid(n_mu_b, n_gamma)
+    a, gam, wd = direction_grid(n_mu_b, n_gamma, u_max, u_min, alpha_rule)
     # ascending E_p: turning points deepen with E_p (see the module notes)
     order = np.argsort(E_p, kind="stable")
     g_g = np.zeros((n_m, E_p.size))
     g_n = np.zeros((n_m, E_p.size))
     _mirror_templates(Y, Phi, keep, a, gam, wd, rigidity_column(E_p[order]), np.ascontiguousarray(lam_pp[order]),
-                      lam_pair, float(saturation), *_gauss_nodes(n_gauss), g_g, g_n)
+                      lam_pair, float(saturation), *_gauss_nodes(n_gauss),
+                      *_gauss_nodes(n_gauss_turn or n_gauss), g_g, g_n)
     out_g, out_n = np.empty_like(g_g), np.empty_like(g_n)
     out_g[:, order], out_n[:, order] = g_g, g_n
     return out_g, out_n

@@ -63,6 +63,8 @@ def kernel_arguments(config) -> dict:
         "b_depth_min": y.impact_depth_min,
         "n_mu_b": y.mu_points,
         "n_gamma": y.gamma_points,
+        "u_min": y.gamma_u_range[0],
+        "u_max": y.gamma_u_range[1],
         "n_gauss": y.gauss_points,
         "saturation": y.saturation,
         "node_tol": y.node_tol,
