@@ -283,24 +283,29 @@ def _outward_segment(l0, l1, gt, gw, SH, CH, a, lam_pair, Yj, Sj, Sn, DPj, DYUj,
         wk = gw[k]
         SHk, CHk, SHp, CHp = SH[k], CH[k], SH[kp], CH[kp]
         for l in range(l0, l1):
-            sh, ch, shp, chp = SHk[l], CHk[l], SHp[l], CHp[l]
-            dy, idy, yt, yb = W0[l], W1[l], W2[l], W3[l]
-            st, sb = Sj[l], Sn[l]
-            # psi = psi_b + t dpsi = psi_t - (1 - t) dpsi: sin psi from the end where both
-            # terms are positive (no cancellation)
-            sth, cth = 2.0 * sh * ch, ch * ch - sh * sh
-            sthp, cthp = 2.0 * shp * chp, chp * chp - shp * shp
-            spsi = (sb * cth + yb * sth) if yb >= 0.0 else (st * cthp - yt * sthp)
-            # cos psi - cos psi_t = 2 sin((psi_t + psi)/2) sin((1 - t) dpsi / 2)
-            num = 2.0 * (st * chp - yt * shp) * shp
-            frac = min(num * idy, 1.0) if dy > 0.0 else 1.0 - tk
-            ycol = Yj + DYUj[l] * frac
-            nz = a * spsi
-            x_c = x_tot[l] - (XI[l] + (1.0 - tk) * XSj[l])
-            lp = lam_pp[l]
-            # -X_c/lambda_pp - Y/(n_z lambda_pair), one division
-            e = _exp_neg(-(x_c * nz * lam_pair + ycol * lp) / (lp * nz * lam_pair))
-            ACC[l] += wk * (e if nz > 0.0 else 0.0)
+            ACC[l] += wk * _outward_term(
+                SHk[l], CHk[l], SHp[l], CHp[l], W0[l], W1[l], W2[l], W3[l], Sj[l], Sn[l],
+                tk, Yj, DYUj[l], x_tot[l], XI[l], XSj[l], lam_pp[l], a, lam_pair,
+            )
+
+
+@nb.njit(**_INLINE)
+def _outward_term(sh, ch, shp, chp, dy, idy, yt, yb, st, sb, tk, Yj, dyu, x_tot, xi, xs, lp, a, lam_pair):  # noqa: E501, ANN001, ANN202
+    """Outward-leg gamma-ray integrand at one Gauss node of one segment (one lane)."""
+    # psi = psi_b + t dpsi = psi_t - (1 - t) dpsi: sin psi from the end where both
+    # terms are positive (no cancellation)
+    sth, cth = 2.0 * sh * ch, ch * ch - sh * sh
+    sthp, cthp = 2.0 * shp * chp, chp * chp - shp * shp
+    spsi = (sb * cth + yb * sth) if yb >= 0.0 else (st * cthp - yt * sthp)
+    # cos psi - cos psi_t = 2 sin((psi_t + psi)/2) sin((1 - t) dpsi / 2)
+    num = 2.0 * (st * chp - yt * shp) * shp
+    frac = min(num * idy, 1.0) if dy > 0.0 else 1.0 - tk
+    ycol = Yj + dyu * frac
+    nz = a * spsi
+    x_c = x_tot - (xi + (1.0 - tk) * xs)
+    # -X_c/lambda_pp - Y/(n_z lambda_pair), one division
+    e = _exp_neg(-(x_c * nz * lam_pair + ycol * lp) / (lp * nz * lam_pair))
+    return e if nz > 0.0 else 0.0
 
 
 @nb.njit(**_JIT)
@@ -397,24 +402,10 @@ def _lanes(Y, P, n_seg, a, gam, phi_p, lam_pp, lam_pair, mirrored, gt, gw, gt2, 
             wk = gw[k]
             SHk, CHk, SHp, CHp = SH[k], CH[k], SH[kp], CH[kp]
             for l in range(hi):
-                sh, ch, shp, chp = SHk[l], CHk[l], SHp[l], CHp[l]
-                dy, idy, yt, yb = W0[l], W1[l], W2[l], W3[l]
-                st, sb = Sj[l], Sn[l]
-                # psi = psi_b + t dpsi = psi_t - (1 - t) dpsi: sin psi from the end where both
-                # terms are positive (no cancellation)
-                sth, cth = 2.0 * sh * ch, ch * ch - sh * sh
-                sthp, cthp = 2.0 * shp * chp, chp * chp - shp * shp
-                spsi = (sb * cth + yb * sth) if yb >= 0.0 else (st * cthp - yt * sthp)
-                # cos psi - cos psi_t = 2 sin((psi_t + psi)/2) sin((1 - t) dpsi / 2)
-                num = 2.0 * (st * chp - yt * shp) * shp
-                frac = min(num * idy, 1.0) if dy > 0.0 else 1.0 - tk
-                ycol = Yj + DYUj[l] * frac
-                nz = a * spsi
-                x_c = out_g[l] - (XI[l] + (1.0 - tk) * XSj[l])
-                lp = lam_pp[l]
-                # -X_c/lambda_pp - Y/(n_z lambda_pair), one division
-                e = _exp_neg(-(x_c * nz * lam_pair + ycol * lp) / (lp * nz * lam_pair))
-                ACC[l] += wk * (e if nz > 0.0 else 0.0)
+                ACC[l] += wk * _outward_term(
+                    SHk[l], CHk[l], SHp[l], CHp[l], W0[l], W1[l], W2[l], W3[l], Sj[l], Sn[l],
+                    tk, Yj, DYUj[l], out_g[l], XI[l], XSj[l], lam_pp[l], a, lam_pair,
+                )
         if gt2.size != ng:
             # lanes [hn, hi) turn in this segment (n_seg non-increasing): their sum is redone with
             # the turning-segment rule (the integrand vanishes like exp(-c/psi) at psi = 0)
