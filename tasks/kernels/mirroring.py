@@ -268,14 +268,7 @@ def _outward_segment(l0, l1, gt, gw, SH, CH, a, lam_pair, Yj, Sj, Sn, DPj, DYUj,
     """Add the Gauss-Legendre sum (nodes gt, weights gw on (0, 1)) of the outward-leg gamma-ray
     integrand over the current segment to ACC[l0:l1] (x_tot: 2 X_half per lane)."""
     ng = gt.size
-    for k in range(ng):
-        tk = 0.5 * gt[k]
-        SHk, CHk = SH[k], CH[k]
-        for l in range(l0, l1):
-            h = tk * DPj[l]  # (t_k dpsi)/2
-            h2 = h * h
-            SHk[l] = h * _p_sinc(h2)
-            CHk[l] = _p_cos(h2)
+    _node_tables(gt, DPj, SH, CH, l0, l1)
     for k in range(ng):
         # Gauss-Legendre nodes are symmetric: 1 - t_k = t_(ng - 1 - k)
         kp = ng - 1 - k
@@ -287,6 +280,19 @@ def _outward_segment(l0, l1, gt, gw, SH, CH, a, lam_pair, Yj, Sj, Sn, DPj, DYUj,
                 SHk[l], CHk[l], SHp[l], CHp[l], W0[l], W1[l], W2[l], W3[l], Sj[l], Sn[l],
                 tk, Yj, DYUj[l], x_tot[l], XI[l], XSj[l], lam_pp[l], a, lam_pair,
             )
+
+
+@nb.njit(**_INLINE)
+def _node_tables(gt, DPj, SH, CH, l0, l1):  # noqa: ANN001, ANN202
+    """sin and cos of half the Gauss-node angle steps (t_k dpsi)/2 for lanes [l0, l1)."""
+    for k in range(gt.size):
+        tk = 0.5 * gt[k]
+        SHk, CHk = SH[k], CH[k]
+        for l in range(l0, l1):
+            h = tk * DPj[l]  # (t_k dpsi)/2
+            h2 = h * h
+            SHk[l] = h * _p_sinc(h2)
+            CHk[l] = _p_cos(h2)
 
 
 @nb.njit(**_INLINE)
@@ -387,14 +393,7 @@ def _lanes(Y, P, n_seg, a, gam, phi_p, lam_pp, lam_pair, mirrored, gt, gw, gt2, 
             W2[l] = 1.0 - dt
             W3[l] = 1.0 - db
             ACC[l] = 0.0
-        for k in range(ng):
-            tk = 0.5 * gt[k]
-            SHk, CHk = SH[k], CH[k]
-            for l in range(hi):
-                h = tk * DPj[l]  # (t_k dpsi)/2
-                h2 = h * h
-                SHk[l] = h * _p_sinc(h2)
-                CHk[l] = _p_cos(h2)
+        _node_tables(gt, DPj, SH, CH, 0, hi)
         for k in range(ng):
             # Gauss-Legendre nodes are symmetric: 1 - t_k = t_(ng - 1 - k)
             kp = ng - 1 - k
