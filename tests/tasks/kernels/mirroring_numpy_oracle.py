@@ -1,8 +1,8 @@
 """TEST ORACLE (not a product): the previous numpy implementation of the mirroring kernel.
 
-Verbatim copy of ``trajectory_efficiencies``, ``thin_nodes`` and ``mirror_efficiency`` from
+Verbatim copy of ``trajectory_efficiencies`` and ``mirror_efficiency`` from
 tasks/kernels/mirroring.py before the compiled kernel replaced them (padded, block-vectorised
-numpy). Kept only so that tests can check that the fast path reproduces its numbers.
+numpy); node thinning, which the compiled kernel did not change, is the package's own. Kept only so that tests can check that the fast path reproduces its numbers.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from tasks.kernels.mirroring import direction_grid, rigidity_column, slab_nodes
+from tasks.kernels.mirroring import direction_grid, rigidity_column, slab_nodes, thin_nodes
 
-__all__ = ["trajectory_efficiencies", "thin_nodes", "mirror_efficiency"]
+__all__ = ["trajectory_efficiencies", "mirror_efficiency"]
 
 
 def _asinc(z: np.ndarray) -> np.ndarray:
@@ -102,41 +102,6 @@ def trajectory_efficiencies(
     g_gam = np.sum(np.where(active, X_seg * g_sum, 0.0), axis=-1) / lp0
     g_gam = np.where(mirrored, g_gam, 0.0)
     return g_gam, g_nu
-
-
-def thin_nodes(
-    Y: np.ndarray,
-    Phi: np.ndarray,
-    tol: float,
-    y_scale: float = 1e-6,
-    phi_tol: float | None = None,
-    phi_scale: float = 1.0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Drop slab nodes that stay in the same cell of width ``tol`` in ln(Y + y_scale) (and, if
-    ``phi_tol`` is given, of width ``phi_tol`` in ln(Phi + phi_scale)) as both neighbours.
-
-    Vectorised over templates; rows are padded by repeating the last node (zero-length
-    segments). ``tol = 0`` keeps every node. The kept nodes keep their exact (Y, Phi); between
-    them Phi is again linear in Y. Rationale: the shared radius grid puts ~1/3 of its nodes in
-    the top ~1e-3 of the column (depth < 1e-5 R), where a proton only collects a negligible
-    part of its path column, so merging nodes by relative column step costs little accuracy
-    (tol = 0.03: L_mirror changes by < 1e-3 on perturbed solar templates, ~4x faster).
-    """
-    if tol <= 0:
-        return Y, Phi
-    cy = np.floor(np.log(Y + y_scale) / tol)
-    same = (cy[:, 1:-1] == cy[:, :-2]) & (cy[:, 1:-1] == cy[:, 2:])
-    if phi_tol is not None:
-        cp = np.floor(np.log(Phi + phi_scale) / phi_tol)
-        same &= (cp[:, 1:-1] == cp[:, :-2]) & (cp[:, 1:-1] == cp[:, 2:])
-    keep = np.ones(Y.shape, dtype=bool)
-    keep[:, 1:-1] = ~same
-    n_keep = keep.sum(axis=1)
-    order = np.argsort(~keep, axis=1, kind="stable")[:, : n_keep.max()]
-    pos = np.arange(order.shape[1])[None, :]
-    last = order[np.arange(len(Y)), n_keep - 1][:, None]
-    order = np.where(pos < n_keep[:, None], order, last)
-    return np.take_along_axis(Y, order, 1), np.take_along_axis(Phi, order, 1)
 
 
 def mirror_efficiency(
