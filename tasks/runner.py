@@ -14,13 +14,11 @@ For one stage:
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
-import xarray as xr
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -147,11 +145,11 @@ def run_stage(stage: Stage, config, store, client=None, console: Console | None 
         raise RuntimeError(f"stage {group}: {len(rows)} row fingerprints for {size} rows")
     wanted = {k: combine(rows[k.start : k.stop]) for k in keys}
 
-    stored = cstore.open_group_if_exists(store, group)
     template_layout = cstore.layout_signature(template, dim, plan.chunk)
     staging = cstore.staging_name(group)
     copies: list[tuple[ChunkKey, list[int]]] = []
-    if stored is not None and _stored_layout(store, group, dim) == template_layout:
+    stored_layout = _stored_layout(store, group)
+    if stored_layout == template_layout:
         target = group
         cstore.drop_group(store, staging)
         ledger = cstore.read_ledger(store, group)
@@ -159,14 +157,14 @@ def run_stage(stage: Stage, config, store, client=None, console: Console | None 
         cstore.forget(store, todo, group=group)
     else:
         target = staging
-        st = cstore.open_group_if_exists(store, staging)
-        if st is None or _stored_layout(store, staging, dim) != template_layout:
+        if _stored_layout(store, staging) != template_layout:
             cstore.setup_group(store, staging, template, dim, plan.chunk)
-            _write_layout(store, staging, template_layout)
+            cstore.group_attrs_update(store, staging, {"layout": template_layout})
         ledger = cstore.read_ledger(store, staging)
         pending = [k for k in keys if ledger.get(k.name, {}).get("fingerprint") != wanted[k]]
         cstore.forget(store, pending, group=staging)
-        old_rows = _row_index(cstore.read_ledger(store, group)) if stored is not None else {}
+        # Rows can only be copied from a readable old group; a stray ledger alone is ignored.
+        old_rows = _row_index(cstore.read_ledger(store, group)) if stored_layout is not None else {}
         todo = []
         for k in pending:
             pos = [old_rows.get(fp) for fp in rows[k.start : k.stop]]
@@ -199,7 +197,7 @@ def run_stage(stage: Stage, config, store, client=None, console: Console | None 
     )
 
 
-def _stored_layout(store, group: str, dim: str) -> dict | None:
+def _stored_layout(store, group: str) -> dict | None:
     import zarr
 
     try:
@@ -209,10 +207,6 @@ def _stored_layout(store, group: str, dim: str) -> dict | None:
     return g.attrs.get("layout")
 
 
-def _write_layout(store, group: str, layout: dict) -> None:
-    cstore.group_attrs_update(store, group, {"layout": layout})
-
-
 def stage_status(stage: Stage, config, store) -> dict:
     """Chunks total and stale for one stage, without computing anything."""
     plan = stage.plan(config, store, None)
@@ -220,7 +214,7 @@ def stage_status(stage: Stage, config, store) -> dict:
     size = plan.template.sizes[dim]
     keys = chunk_keys(stage.name, dim, size, plan.chunk)
     rows = plan.row_fingerprints
-    if _stored_layout(store, stage.name, dim) != cstore.layout_signature(plan.template, dim, plan.chunk):
+    if _stored_layout(store, stage.name) != cstore.layout_signature(plan.template, dim, plan.chunk):
         ledger = {}
     else:
         ledger = cstore.read_ledger(store, stage.name)
