@@ -33,7 +33,7 @@ import xarray as xr
 import zarr
 from zarr.errors import UnstableSpecificationWarning
 
-from cube.fingerprint import ChunkKey
+from cube.fingerprint import FORMAT, ChunkKey
 
 __all__ = [
     "StoreLockedError",
@@ -111,7 +111,11 @@ def _ledger_dir(store: str | os.PathLike, group: str) -> Path:
 
 
 def read_ledger(store: str | os.PathLike, group: str) -> dict[str, dict]:
-    """Return ``{chunk name: {"fingerprint": str, "rows": [str, ...]}}`` recorded for ``group``."""
+    """Return ``{chunk name: {"format", "fingerprint", "rows", "start"}}`` recorded for ``group``.
+
+    ``format`` is the fingerprint encoding (:data:`cube.fingerprint.FORMAT`) the entry was
+    made with; entries written before formats were recorded have none.
+    """
     d = _ledger_dir(store, group)
     out: dict[str, dict] = {}
     if not d.is_dir():
@@ -142,7 +146,7 @@ def record(
     d = _ledger_dir(store, group or key.group)
     d.mkdir(parents=True, exist_ok=True)
     tmp = d / f".{key.name}.{os.getpid()}.tmp"
-    entry = {"fingerprint": fingerprint, "rows": rows, "start": key.start if start is None else start}
+    entry = {"format": FORMAT, "fingerprint": fingerprint, "rows": rows, "start": key.start if start is None else start}
     tmp.write_text(json.dumps(entry))
     os.replace(tmp, d / f"{key.name}.json")
 

@@ -81,6 +81,9 @@ def _cmd_run(args, console: Console) -> int:
     workers = args.workers or config.run.workers
     if workers is not None and workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
+    from tasks.config import check_paths
+
+    check_paths(config, cluster=kind, jobqueue=args.jobqueue)
     t0 = time.perf_counter()
     jobqueue = args.jobqueue or config.run.jobqueue
     with make_client(kind, workers, jobqueue, wait_timeout=config.run.wait_timeout) as client:
@@ -106,7 +109,10 @@ def _cmd_status(args, console: Console) -> int:
     from tasks.runner import stage_status
     from tasks.stages import ORDER, STAGES
 
+    from tasks.config import check_paths
+
     config = _load(args)
+    check_paths(config)
     out = {}
     for name in ORDER:
         stage = STAGES[name]
@@ -123,6 +129,8 @@ def _cmd_status(args, console: Console) -> int:
         for name, st in out.items():
             if "chunks_total" in st:
                 console.print(f"  {name:<11} {st['chunks_total']} chunks, {st['chunks_stale']} stale")
+                if st.get("reason"):
+                    console.print(f"      {st['reason']}")
             else:
                 console.print(f"  {name:<11} {st['status']}")
     return 0

@@ -95,7 +95,7 @@ def load_jobqueue_config(path: str | Path | None = None) -> dict[str, Any]:
     if not path.is_file():
         raise ClusterError(
             f"jobqueue configuration not found: {path}. Pass an existing file "
-            f"(CLI: cluster.jobqueue_config in the YAML config) or copy {DEFAULT_JOBQUEUE_CONFIG.name} "
+            f"(--jobqueue FILE, or run.jobqueue in the configuration) or copy {DEFAULT_JOBQUEUE_CONFIG.name} "
             "from the project's deployment/ folder and adapt it to your site."
         )
     try:

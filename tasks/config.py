@@ -25,6 +25,7 @@ __all__ = [
     "EnergyGrid",
     "load_config",
     "load_preset",
+    "check_paths",
     "PRESETS",
 ]
 
@@ -151,7 +152,11 @@ class Templates(_Section):
 class Mirroring(_Section):
     """The canonical-momentum mirroring model and its surface parameters, PHYSICS.md P4."""
 
-    calibration: Literal["hawc", "none"] = "hawc"
+    calibration: Literal["hawc", "none"] | Positive = Field(
+        "hawc",
+        description="hawc: scale L_mirror so that the solar template matches HAWC (needs a solar "
+        "template); none: no scale factor; a number: that factor, for libraries without a Sun",
+    )
     hawc_fit: Literal["lsq", "pivot"] = Field(
         "pivot",
         description="pivot: match HAWC at hawc_pivot (its normalisation energy, where it is best "
@@ -423,3 +428,43 @@ def load_config(path: str | Path | None = None, preset: str | None = None) -> Co
             raise ConfigError(f"{p}: preset: must be one of {', '.join(PRESETS)} (got {name!r})")
         data = _deep_merge(_preset_dict(name), data)
     return _validate(data, str(p))
+
+
+#: Files a MESA ``LOGS/`` directory must hold (the ``profileN.data`` it lists are checked on read).
+MESA_LOGS_FILES = ("history.data", "profiles.index")
+
+
+def check_paths(config: Config, *, cluster: str | None = None, jobqueue: str | None = None) -> None:
+    """Check every path the configuration names before any stage runs or anything is written.
+
+    Parameters
+    ----------
+    config : Config
+        The validated configuration.
+    cluster : str, optional
+        The cluster kind about to be used; the jobqueue file is checked only for ``slurm``.
+    jobqueue : str, optional
+        The jobqueue file given on the command line (else ``run.jobqueue``).
+
+    Raises
+    ------
+    ConfigError
+        Naming the key, the path and what is missing there.
+    """
+    problems = []
+    if config.templates.source == "mesa":
+        for i, logs in enumerate(config.templates.mesa_logs):
+            p = Path(logs)
+            where = f"templates.mesa_logs[{i}]"
+            if not p.is_dir():
+                problems.append(f"{where}: {logs} is not a directory (give the path of a MESA LOGS/ folder)")
+                continue
+            missing = [f for f in MESA_LOGS_FILES if not (p / f).is_file()]
+            if missing:
+                problems.append(f"{where}: {logs} has no {' or '.join(missing)} (is it a MESA LOGS/ folder?)")
+    jq = jobqueue or config.run.jobqueue
+    if cluster == "slurm" and jq is not None and not Path(jq).is_file():
+        key = "--jobqueue" if jobqueue else "run.jobqueue"
+        problems.append(f"{key}: jobqueue file {jq} does not exist (copy deployment/jobqueue.yaml and adapt it)")
+    if problems:
+        raise ConfigError("configuration names paths that cannot be used\n  " + "\n  ".join(problems))

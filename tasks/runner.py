@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cube import store as cstore
-from cube.fingerprint import ChunkKey, chunk_keys, combine
+from cube.fingerprint import FORMAT, ChunkKey, chunk_keys, combine
 from cube.schema import apply_metadata, validate
 from tasks.stages.base import Stage, StagePlan
 
@@ -80,7 +80,7 @@ def _row_index(ledger: Mapping[str, dict]) -> dict[str, int]:
     index: dict[str, int] = {}
     for entry in ledger.values():
         start = entry.get("start")
-        if start is None:
+        if start is None or entry.get("format") != FORMAT:
             continue
         for i, fp in enumerate(entry.get("rows", [])):
             index.setdefault(fp, start + i)
@@ -138,12 +138,8 @@ def run_stage(stage: Stage, config, store, client=None, console: Console | None 
     plan: StagePlan = stage.plan(config, store, client)
     group, dim = stage.name, stage.chunk_dim
     template = apply_metadata(plan.template, group)
-    size = plan.template.sizes[dim]
-    keys = chunk_keys(group, dim, size, plan.chunk)
+    keys, wanted = _wanted(plan, group, dim)
     rows = plan.row_fingerprints
-    if len(rows) != size:
-        raise RuntimeError(f"stage {group}: {len(rows)} row fingerprints for {size} rows")
-    wanted = {k: combine(rows[k.start : k.stop]) for k in keys}
 
     template_layout = cstore.layout_signature(template, dim, plan.chunk)
     staging = cstore.staging_name(group)
@@ -155,6 +151,7 @@ def run_stage(stage: Stage, config, store, client=None, console: Console | None 
         ledger = cstore.read_ledger(store, group)
         todo = [k for k in keys if ledger.get(k.name, {}).get("fingerprint") != wanted[k]]
         cstore.forget(store, todo, group=group)
+        old_format = _old_format_note(ledger, len(todo))
     else:
         target = staging
         if _stored_layout(store, staging) != template_layout:
@@ -164,17 +161,20 @@ def run_stage(stage: Stage, config, store, client=None, console: Console | None 
         pending = [k for k in keys if ledger.get(k.name, {}).get("fingerprint") != wanted[k]]
         cstore.forget(store, pending, group=staging)
         # Rows can only be copied from a readable old group; a stray ledger alone is ignored.
-        old_rows = _row_index(cstore.read_ledger(store, group)) if stored_layout is not None else {}
+        old_ledger = cstore.read_ledger(store, group) if stored_layout is not None else {}
+        old_format = _old_format_note(old_ledger, len(pending))
+        old_rows = _row_index(old_ledger) if rows is not None else {}
         todo = []
         for k in pending:
-            pos = [old_rows.get(fp) for fp in rows[k.start : k.stop]]
+            pos = [old_rows.get(fp) for fp in rows[k.start : k.stop]] if old_rows else []
             if old_rows and all(p is not None for p in pos):
                 copies.append((k, pos))
             else:
                 todo.append(k)
 
     def done(key: ChunkKey) -> None:
-        cstore.record(store, key, wanted[key], rows[key.start : key.stop], group=target, start=key.start)
+        row_fps = list(rows[key.start : key.stop]) if rows is not None else []
+        cstore.record(store, key, wanted[key], row_fps, group=target, start=key.start)
 
     payload = plan.payload
     if client is not None and todo:
@@ -193,7 +193,31 @@ def run_stage(stage: Stage, config, store, client=None, console: Console | None 
         chunks_computed=len(todo),
         chunks_copied=len(copies),
         seconds=time.perf_counter() - t0,
-        notes=list(plan.notes),
+        notes=list(plan.notes) + ([old_format] if old_format else []),
+    )
+
+
+def _wanted(plan: StagePlan, group: str, dim: str) -> tuple[list[ChunkKey], dict[ChunkKey, str]]:
+    """The plan's chunk keys and the fingerprint each chunk should have."""
+    size = plan.template.sizes[dim]
+    keys = chunk_keys(group, dim, size, plan.chunk)
+    rows = plan.row_fingerprints
+    if rows is None:
+        return keys, {k: plan.chunk_fingerprint(k.start, k.stop) for k in keys}
+    if len(rows) != size:
+        raise RuntimeError(f"stage {group}: {len(rows)} row fingerprints for {size} rows")
+    return keys, {k: combine(rows[k.start : k.stop]) for k in keys}
+
+
+def _old_format_note(ledger: Mapping[str, dict], n_stale: int) -> str | None:
+    """Why chunks are stale when the stored fingerprints were made by another format, else ``None``."""
+    formats = {e.get("format") for e in ledger.values()} - {FORMAT}
+    if not formats or not n_stale:
+        return None
+    names = ", ".join(sorted(str(f) if f else "unversioned (before 0.2)" for f in formats))
+    return (
+        f"stored fingerprints were made by an older format ({names}; now {FORMAT}): they cannot be "
+        f"compared, so these chunks are recomputed once"
     )
 
 
@@ -208,18 +232,23 @@ def _stored_layout(store, group: str) -> dict | None:
 
 
 def stage_status(stage: Stage, config, store) -> dict:
-    """Chunks total and stale for one stage, without computing anything."""
+    """Chunks total and stale for one stage, without computing anything.
+
+    When stored fingerprints were made by an older format, ``reason`` says so.
+    """
     plan = stage.plan(config, store, None)
     dim = stage.chunk_dim
-    size = plan.template.sizes[dim]
-    keys = chunk_keys(stage.name, dim, size, plan.chunk)
-    rows = plan.row_fingerprints
+    keys, wanted = _wanted(plan, stage.name, dim)
     if _stored_layout(store, stage.name) != cstore.layout_signature(plan.template, dim, plan.chunk):
         ledger = {}
     else:
         ledger = cstore.read_ledger(store, stage.name)
-    stale = sum(ledger.get(k.name, {}).get("fingerprint") != combine(rows[k.start : k.stop]) for k in keys)
-    return {"chunks_total": len(keys), "chunks_stale": int(stale)}
+    stale = sum(ledger.get(k.name, {}).get("fingerprint") != wanted[k] for k in keys)
+    out = {"chunks_total": len(keys), "chunks_stale": int(stale)}
+    reason = _old_format_note(ledger, stale)
+    if reason:
+        out["reason"] = reason
+    return out
 
 
 def run(
@@ -250,9 +279,11 @@ def run(
         Per stage: chunks total, chunks computed and seconds; stages not built yet are
         listed with ``status: "not built yet"`` and computed nothing.
     """
+    from tasks.config import check_paths
     from tasks.stages import STAGES, resolve
 
     names = resolve(stages)
+    check_paths(config)
     results: dict[str, StageResult] = {}
     with cstore.store_lock(store):
         for name in names:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import dask.array as da
 import numpy as np
@@ -23,8 +23,13 @@ class StagePlan:
         placeholders (see :func:`placeholder`) chunked ``chunk`` along ``chunk_dim``.
     chunk : int
         Rows per chunk along the stage's chunked dim.
-    row_fingerprints : list of str
-        One fingerprint per row of the chunked dim (everything that row depends on).
+    row_fingerprints : list of str or None
+        One fingerprint per row of the chunked dim (everything that row depends on);
+        rows let a rerun whose layout changed copy every row still wanted.
+    chunk_fingerprint : callable, optional
+        ``chunk_fingerprint(start, stop) -> str``, used instead of row fingerprints where
+        the rows of a chunk cannot differ in their inputs (pixels of a map); such chunks
+        are recomputed, not copied, when the layout changes.
     attrs : mapping
         Group attributes (configuration section, code version, calibration, ...).
     compute : callable
@@ -36,11 +41,16 @@ class StagePlan:
 
     template: xr.Dataset
     chunk: int
-    row_fingerprints: list[str]
+    row_fingerprints: Sequence[str] | None
     attrs: Mapping[str, Any]
     compute: Callable[[int, int, Any], xr.Dataset]
     payload: Any = None
     notes: list[str] = field(default_factory=list)
+    chunk_fingerprint: Callable[[int, int], str] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.row_fingerprints is None) == (self.chunk_fingerprint is None):
+            raise ValueError("a plan gives either row_fingerprints or chunk_fingerprint, not both or neither")
 
 
 @dataclass(frozen=True)

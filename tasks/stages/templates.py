@@ -26,7 +26,7 @@ import pandas as pd
 import xarray as xr
 
 from catalogs.stellar.grid import radius_grid
-from cube.fingerprint import fingerprint
+from cube.fingerprint import Fingerprinter, fingerprint
 from tasks.stages.base import Stage, StagePlan, placeholder
 
 __all__ = ["STAGE", "plan", "compute", "model_table", "eddington_factor", "TRACKS_VERSION"]
@@ -241,15 +241,9 @@ def plan(config, store, client=None) -> StagePlan:
         coords={"model": np.arange(n), "radius": radius, **{k: ("model", meta[k]) for k in MODEL_COORDS}},
     )
     structure = {"alpha_mlt": t.atmosphere.alpha_mlt, "radius": radius}
-    rows = [
-        fingerprint(
-            code=CODE_VERSION,
-            structure=structure,
-            model={k: meta[k][i] for k in (*MODEL_COORDS, "X")},
-            row_input=table["row_input"].iloc[i],
-        )
-        for i in range(n)
-    ]
+    rows = Fingerprinter(code=CODE_VERSION, structure=structure).rows(
+        **{k: meta[k] for k in (*MODEL_COORDS, "X")}, row_input=table["row_input"].to_numpy()
+    )
     section = {"templates": t.model_dump(mode="json")}
     return StagePlan(
         template=template,

@@ -6,7 +6,7 @@ import numpy as np
 import xarray as xr
 
 from catalogs import xsec as xs
-from cube.fingerprint import fingerprint
+from cube.fingerprint import Fingerprinter
 from tasks.stages.base import Stage, StagePlan, placeholder
 
 __all__ = ["STAGE", "plan", "compute"]
@@ -42,7 +42,7 @@ def plan(config, store, client=None) -> StagePlan:
         coords={"E_p": E_p, "energy": energy, "messenger": list(xs.MESSENGERS)},
     )
     # A row depends on its own E_p, the whole secondary grid and the code; nothing else.
-    rows = [fingerprint(code=CODE_VERSION, E_p=float(e), energy=energy) for e in E_p]
+    rows = Fingerprinter(code=CODE_VERSION, energy=energy).rows(E_p=E_p)
     section = {"xsec": config.xsec.model_dump(mode="json")}
     return StagePlan(
         template=template,

@@ -20,11 +20,21 @@ import numpy as np
 import xarray as xr
 
 from cube import store as cstore
-from cube.fingerprint import combine, fingerprint
+from cube.fingerprint import Fingerprinter, combine, digest
 from tasks.stages.base import Stage, StagePlan, placeholder
 from tasks.stages.templates import MODEL_COORDS
 
-__all__ = ["STAGE", "plan", "compute", "kernel_arguments", "surface_parameters", "solar_index", "SUN", "MissingInputError"]
+__all__ = [
+    "STAGE",
+    "plan",
+    "compute",
+    "kernel_arguments",
+    "surface_parameters",
+    "find_sun",
+    "solar_index",
+    "SUN",
+    "MissingInputError",
+]
 
 CODE_VERSION = "yields/1 ballistic+canonical-momentum-mirroring"
 SCENARIOS = ("ballistic", "mirroring")
@@ -38,20 +48,53 @@ class MissingInputError(FileNotFoundError):
     """An upstream cube this stage reads is absent."""
 
 
-def solar_index(templates: xr.Dataset) -> int:
-    """Index of the solar template (1 Msun, Z = 0.02, closest to 4.57 Gyr on the MS)."""
-    m = templates.mass_init.values
-    z = templates.metallicity.values
-    age = templates.age.values
-    stage = templates.stage.values.astype(str)
-    ok = np.isclose(m, SUN[0]) & np.isclose(z, SUN[1]) & (stage == "MS")
-    if not ok.any():
-        raise MissingInputError(
-            "no solar template (1 Msun, Z = 0.02, main sequence) in the templates cube; "
-            "add [1.0, 0.02, 4.57e9] to templates.extra_snapshots and 1.0 / 0.02 to the grid"
-        )
-    cand = np.flatnonzero(ok)
+def find_sun(templates: xr.Dataset) -> int | None:
+    """Index of the solar template, or ``None`` if the library has none.
+
+    The solar template is the main-sequence model of 1 Msun and Z = 0.02 closest to
+    4.57 Gyr, among models whose ages bracket 4.57 Gyr (an extrapolated Sun is no Sun).
+    """
+    m = np.asarray(templates.mass_init.values, float)
+    z = np.asarray(templates.metallicity.values, float)
+    age = np.asarray(templates.age.values, float)
+    stage = np.asarray(templates.stage.values).astype(str)
+    cand = np.flatnonzero(np.isclose(m, SUN[0]) & np.isclose(z, SUN[1]) & (stage == "MS"))
+    if cand.size == 0 or not (age[cand].min() <= SUN[2] * (1 + 1e-6) and age[cand].max() >= SUN[2] * (1 - 1e-6)):
+        return None
     return int(cand[np.argmin(np.abs(age[cand] - SUN[2]))])
+
+
+def _no_sun_message(config) -> str:
+    t = config.templates
+    what = "no solar template (a 1 Msun, Z = 0.02 main-sequence model at 4.57 Gyr)"
+    if t.source == "mesa":
+        fix = (
+            "add to templates.mesa_logs the LOGS of a 1 Msun, Z = 0.02 MESA run whose main-sequence "
+            "profiles bracket 4.57 Gyr"
+        )
+    else:
+        fix = "add 1.0 to templates.masses, 0.02 to templates.metallicities and [1.0, 0.02, 4.57e9] to templates.extra_snapshots"
+    return (
+        f"mirroring.calibration is 'hawc', which scales L_mirror so that the Sun matches HAWC, but the "
+        f"{t.source} template library has {what}; {fix}, or set mirroring.calibration: none, or give the "
+        f"factor as a number (for example mirroring.calibration: 16.05)"
+    )
+
+
+def solar_index(templates: xr.Dataset) -> int:
+    """Index of the solar template (1 Msun, Z = 0.02, main sequence, closest to 4.57 Gyr).
+
+    Raises
+    ------
+    MissingInputError
+        If the library has no such model.
+    """
+    sun = find_sun(templates)
+    if sun is None:
+        raise MissingInputError(
+            "no solar template (1 Msun, Z = 0.02, main sequence, ages bracketing 4.57 Gyr) in the templates cube"
+        )
+    return sun
 
 
 def kernel_arguments(config) -> dict:
@@ -163,31 +206,16 @@ def plan(config, store, client=None) -> StagePlan:
     tpl_rows = _template_rows(store, n)
 
     mi = config.mirroring
-    sun = solar_index(tpl_meta)
-    sun_tpl = tpl.isel(model=[sun]).load()
-    uncal = _luminosity(sun_tpl, xsec, args, 1.0)
-    from tasks.kernels.luminosity import AU_CM, flux_at_earth, hawc_calibration_factor, hawc_flux
-
-    i1 = int(np.argmin(np.abs(np.log(energy))))
-    hawc_1tev = float(hawc_flux(energy[i1], mi.hawc_norm, mi.hawc_index))
-    ratio_uncal = float(flux_at_earth(uncal.L[0, 1, 0, i1]) / hawc_1tev)
-    ratio_pure = float(flux_at_earth(uncal.L_mirror[0, 0, i1]) / hawc_1tev)
-    ratio_ballistic = float(flux_at_earth(uncal.L[0, 0, 0, i1]) / hawc_1tev)
+    sun = find_sun(tpl_meta)
+    if sun is None and mi.calibration == "hawc":
+        raise MissingInputError(_no_sun_message(config))
+    solar = None if sun is None else _solar(store, tpl, sun, tpl_rows[sun], xsec, xsec_fp, args, config)
     if mi.calibration == "hawc":
-        cal = hawc_calibration_factor(
-            energy,
-            uncal.L_mirror[0, 0],
-            AU_CM,
-            mi.hawc_norm,
-            mi.hawc_index,
-            tuple(mi.hawc_range),
-            f_sur=float(uncal.F_sur[0]),
-            L_ballistic_sun_gamma=uncal.L[0, 0, 0],
-            method=mi.hawc_fit,
-            pivot=mi.hawc_pivot,
-        )
+        cal, mode = solar["hawc_factor"], "hawc"
+    elif mi.calibration == "none":
+        cal, mode = 1.0, "none"
     else:
-        cal = 1.0
+        cal, mode = float(mi.calibration), "fixed"
 
     stage = tpl_meta.stage.values.astype(str)
     mirrored = (stage == "MS") & (tpl_meta.mass_init.values <= mi.max_mass)
@@ -198,10 +226,10 @@ def plan(config, store, client=None) -> StagePlan:
         "interactions": config.interactions,
         "quadrature": config.yields.model_dump(exclude={"chunk"}),
     }
-    mirror_part = {"mirroring": mi, "calibration": cal}
-    rows = [
-        fingerprint(**common, template=tpl_rows[i], mirror=mirror_part if mirrored[i] else None) for i in range(n)
-    ]
+    mirror_part = digest({"mirroring": mi, "calibration": cal})
+    rows = Fingerprinter(**common).rows(
+        template=np.asarray(tpl_rows), mirror=np.where(mirrored, mirror_part, "")
+    )
     chunk = config.yields.chunk
     template = xr.Dataset(
         {
@@ -226,18 +254,21 @@ def plan(config, store, client=None) -> StagePlan:
             "yields": config.yields.model_dump(mode="json"),
         },
         "hawc_calibration": cal,
-        "hawc_calibration_mode": mi.calibration,
-        "hawc_ratio_uncalibrated": ratio_uncal,
-        "hawc_ratio_pure_mirroring": ratio_pure,
-        "hawc_ratio_ballistic": ratio_ballistic,
+        "hawc_calibration_mode": mode,
+        "hawc_ratio_uncalibrated": None if solar is None else solar["ratio_uncalibrated"],
+        "hawc_ratio_pure_mirroring": None if solar is None else solar["ratio_pure_mirroring"],
+        "hawc_ratio_ballistic": None if solar is None else solar["ratio_ballistic"],
         "solar_model": sun,
-        "solar_F_sur": float(uncal.F_sur[0]),
+        "solar_F_sur": None if solar is None else solar["F_sur"],
     }
-    notes = [
-        f"Sun at 1 TeV, flux / HAWC: ballistic {ratio_ballistic:.3g}, uncalibrated mirroring scenario "
-        f"{ratio_uncal:.3g} (pure mirroring, F_sur = 1: {ratio_pure:.3g}); calibration ({mi.calibration}) "
-        f"x {cal:.4g}"
-    ]
+    if solar is None:
+        notes = [f"no solar template in this library: no HAWC comparison; calibration ({mode}) x {cal:.4g}"]
+    else:
+        notes = [
+            f"Sun at 1 TeV, flux / HAWC: ballistic {solar['ratio_ballistic']:.3g}, uncalibrated mirroring "
+            f"scenario {solar['ratio_uncalibrated']:.3g} (pure mirroring, F_sur = 1: "
+            f"{solar['ratio_pure_mirroring']:.3g}); calibration ({mode}) x {cal:.4g}"
+        ]
     return StagePlan(
         template=template,
         chunk=chunk,
@@ -247,6 +278,57 @@ def plan(config, store, client=None) -> StagePlan:
         payload={"store": str(store), "xsec": xsec, "args": args, "calibration": cal},
         notes=notes,
     )
+
+
+def _solar(store, tpl: xr.Dataset, sun: int, sun_row: str, xsec: dict, xsec_fp: str, args: dict, config) -> dict:
+    """The Sun's ratios to HAWC and its HAWC calibration factor, cached in the store by their inputs.
+
+    The solar kernel call costs seconds (and a numba compilation in a new process), so a
+    no-op plan reads the numbers back instead, keyed by everything they depend on.
+    """
+    import json
+    import os
+    from pathlib import Path
+
+    mi = config.mirroring
+    hawc = mi.model_dump(mode="json", exclude={"calibration"})
+    key = digest({"code": CODE_VERSION, "sun": sun_row, "xsec": xsec_fp, "X": xsec["X"], "args": args, "hawc": hawc})
+    path = Path(store) / "_cache" / "solar" / f"{key}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        pass
+    from tasks.kernels.luminosity import AU_CM, flux_at_earth, hawc_calibration_factor, hawc_flux
+
+    uncal = _luminosity(tpl.isel(model=[sun]).load(), xsec, args, 1.0)
+    energy = xsec["energy"]
+    i1 = int(np.argmin(np.abs(np.log(energy))))
+    hawc_1tev = float(hawc_flux(energy[i1], mi.hawc_norm, mi.hawc_index))
+    out = {
+        "ratio_uncalibrated": float(flux_at_earth(uncal.L[0, 1, 0, i1]) / hawc_1tev),
+        "ratio_pure_mirroring": float(flux_at_earth(uncal.L_mirror[0, 0, i1]) / hawc_1tev),
+        "ratio_ballistic": float(flux_at_earth(uncal.L[0, 0, 0, i1]) / hawc_1tev),
+        "F_sur": float(uncal.F_sur[0]),
+        "hawc_factor": float(
+            hawc_calibration_factor(
+                energy,
+                uncal.L_mirror[0, 0],
+                AU_CM,
+                mi.hawc_norm,
+                mi.hawc_index,
+                tuple(mi.hawc_range),
+                f_sur=float(uncal.F_sur[0]),
+                L_ballistic_sun_gamma=uncal.L[0, 0, 0],
+                method=mi.hawc_fit,
+                pivot=mi.hawc_pivot,
+            )
+        ),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(out))
+    os.replace(tmp, path)
+    return out
 
 
 def _template_rows(store, n: int) -> list[str]:

@@ -1,38 +1,115 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
-from cube.fingerprint import ChunkKey, chunk_keys, combine, fingerprint
+from cube.fingerprint import ChunkKey, Fingerprinter, chunk_keys, combine, digest, fingerprint
+
+GRID = np.geomspace(1e-7, 1.0, 400)
+CONFIG = {"alpha_mlt": 1.8, "cr": {"norm": 8.63e-6, "indices": [2.6, 2.85, 2.51, 3.5]}, "mode": "hawc"}
 
 
-def test_same_inputs_same_fingerprint():
-    a = fingerprint(code="v1", config={"a": 1.0, "b": [1, 2]}, coords=np.array([1.0, 2.0]))
-    b = fingerprint(coords=np.array([1.0, 2.0]), config={"b": [1, 2], "a": 1.0}, code="v1")
-    assert a == b
+def _plan(grid=GRID, config=CONFIG, upstream=("a" * 64, "b" * 64), mass=(0.1, 1.0, 2.5), stage=("MS", "RGB", "MS")):
+    fp = Fingerprinter(code="templates/1", grid=grid, config=config, upstream=list(upstream))
+    return fp.rows(mass=np.asarray(mass), stage=np.asarray(stage))
+
+
+# The same plan computed in a fresh interpreter: no state of this process (hash seeds,
+# caches, import order) may leak into a fingerprint.
+_SCRIPT = """
+import numpy as np, json
+from cube.fingerprint import Fingerprinter, digest
+fp = Fingerprinter(code="templates/1", grid=np.geomspace(1e-7, 1.0, 400),
+    config={"mode": "hawc", "cr": {"indices": [2.6, 2.85, 2.51, 3.5], "norm": 8.63e-6}, "alpha_mlt": 1.8},
+    upstream=["a" * 64, "b" * 64])
+rows = fp.rows(stage=np.array(["MS", "RGB", "MS"]), mass=np.array([0.1, 1.0, 2.5]))
+print(json.dumps({"rows": rows, "digest": digest({"x": [1, 2.5, None, "s"]})}))
+"""
+
+
+def test_equal_across_processes():
+    import json
+
+    out = subprocess.run([sys.executable, "-c", _SCRIPT], capture_output=True, text=True, check=True)
+    other = json.loads(out.stdout)
+    assert other["rows"] == _plan()
+    assert other["digest"] == digest({"x": [1, 2.5, None, "s"]})
+
+
+@pytest.mark.parametrize("i", [0, 1, 199, 398, 399])
+def test_any_single_element_of_a_shared_array_matters(i):
+    grid = GRID.copy()
+    grid[i] = np.nextafter(grid[i], 2.0)  # one ulp
+    new, old = _plan(grid=grid), _plan()
+    assert all(a != b for a, b in zip(new, old))
 
 
 @pytest.mark.parametrize(
-    "change",
+    "config",
     [
-        {"code": "v2"},
-        {"config": {"a": 1.0000000001, "b": [1, 2]}},
-        {"config": {"a": 1.0, "b": [1, 2], "c": None}},
-        {"coords": np.array([1.0, 2.5])},
-        {"upstream": ["abc"]},
+        {**CONFIG, "alpha_mlt": 1.8000000000000003},
+        {**CONFIG, "cr": {**CONFIG["cr"], "indices": [2.6, 2.85, 2.51, 3.6]}},
+        {**CONFIG, "mode": "none"},
+        {**CONFIG, "extra": None},
     ],
 )
-def test_any_input_change_changes_fingerprint(change):
-    base = dict(code="v1", config={"a": 1.0, "b": [1, 2]}, coords=np.array([1.0, 2.0]))
-    assert fingerprint(**base) != fingerprint(**{**base, **change})
+def test_any_configuration_value_matters(config):
+    assert all(a != b for a, b in zip(_plan(config=config), _plan()))
 
 
-def test_int_and_float_config_are_distinct_but_numpy_scalars_are_not():
-    assert fingerprint(x=np.float64(2.5)) == fingerprint(x=2.5)
-    assert fingerprint(x=np.int64(3)) == fingerprint(x=3)
+def test_any_upstream_fingerprint_matters():
+    assert all(a != b for a, b in zip(_plan(upstream=("a" * 64, "c" * 64)), _plan()))
+    assert all(a != b for a, b in zip(_plan(upstream=("b" * 64, "a" * 64)), _plan()))
+
+
+def test_a_row_changes_only_its_own_fingerprint():
+    base = _plan()
+    moved = _plan(mass=(0.1, 1.0000000000000002, 2.5))
+    assert [a == b for a, b in zip(base, moved)] == [True, False, True]
+    relabelled = _plan(stage=("MS", "RGB", "CHeB"))
+    assert [a == b for a, b in zip(base, relabelled)] == [True, True, False]
+    # a row keeps its fingerprint wherever it sits in the table (so rows can be reused)
+    assert _plan(mass=(2.5, 0.1), stage=("MS", "MS")) == [base[2], base[0]]
+
+
+def test_one_canonical_form():
+    fp = Fingerprinter(code="x")
+    # equal values give equal fingerprints whatever the dtype or string width
+    assert fp.rows(m=np.array([1.5, 2.0], np.float32)) == fp.rows(m=np.array([1.5, 2.0]))
+    assert fp.rows(s=np.array(["MS", "RGB"], "U10")) == fp.rows(s=np.array(["MS", "RGB"]))
+    assert fp.rows(s=np.array(["MS", "RGB"], object)) == fp.rows(s=["MS", "RGB"])
+    assert digest(np.array([-0.0, np.nan])) == digest(np.array([0.0, -np.nan]))
+    assert digest(np.float64(2.5)) == digest(2.5) and digest(np.int64(3)) == digest(3)
+    assert digest(np.arange(3, dtype=np.int32)) == digest(np.arange(3))
+    # but different kinds or structures do not collide
+    assert digest(3) != digest(3.0) != digest("3")
+    assert digest(np.arange(3.0)) != digest(np.arange(3))
+    assert digest(np.zeros((2, 3))) != digest(np.zeros((3, 2)))
+    assert digest(["ab", "c"]) != digest(["a", "bc"])
+    assert fp.rows(a=[1, 2]) != fp.rows(b=[1, 2])
+    assert len(set(fp.rows(s=np.array([1, 1.0, True], object)))) == 3
+
+
+def test_keyword_order_does_not_matter():
+    assert fingerprint(a=1, b=[2.0]) == fingerprint(b=[2.0], a=1)
+    f1 = Fingerprinter(x=np.arange(4.0), y={"a": 1, "b": 2})
+    f2 = Fingerprinter(y={"b": 2, "a": 1}, x=np.arange(4.0))
+    assert f1.rows(p=[1.0, 2.0], q=["u", "v"]) == f2.rows(q=["u", "v"], p=[1.0, 2.0])
+    assert f1.chunk(0, 10) == f2.chunk(0, 10) != f1.chunk(10, 20)
+
+
+def test_unsupported_objects_are_refused():
+    with pytest.raises(TypeError, match="set"):
+        digest({1, 2})
+    with pytest.raises(ValueError, match="length"):
+        Fingerprinter().rows(a=[1, 2], b=[1])
 
 
 def test_combine_is_order_sensitive():
     assert combine(["a", "b"]) != combine(["b", "a"])
     assert combine(["a", "b"]) == combine(["a", "b"])
+    assert combine(["ab"]) != combine(["a", "b"])
 
 
 def test_chunk_keys_cover_the_dim_and_are_hashable():

@@ -8,7 +8,7 @@ import xarray as xr
 
 import cube
 from cube import store as cs
-from cube.fingerprint import chunk_keys
+from cube.fingerprint import FORMAT, chunk_keys
 from cube.schema import apply_metadata
 
 
@@ -56,7 +56,7 @@ def test_ledger_records_and_forgets(store):
     cs.record(store, keys[0], "fp0", ["r0", "r1", "r2"])
     cs.record(store, keys[1], "fp1", ["r3", "r4", "r5"])
     led = cs.read_ledger(store, "xsec")
-    assert led[keys[0].name] == {"fingerprint": "fp0", "rows": ["r0", "r1", "r2"], "start": 0}
+    assert led[keys[0].name] == {"format": FORMAT, "fingerprint": "fp0", "rows": ["r0", "r1", "r2"], "start": 0}
     cs.forget(store, [keys[0]])
     assert set(cs.read_ledger(store, "xsec")) == {keys[1].name}
     # no temporary files are left behind by the atomic replace

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +65,28 @@ def test_second_writer_is_refused(tmp_path):
         r = _run("run", "--store", str(store), "--cluster", "sync", "--stages", "xsec")
     assert r.returncode == 2
     assert "is being written by pid" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_missing_mesa_directory_fails_before_anything_is_written(tmp_path):
+    store = tmp_path / "s.zarr"
+    cfg = tmp_path / "c.yaml"
+    good = Path(__file__).parents[1] / "data" / "mesa" / "mesagrid_1Msun_Z0.0187_subset"
+    cfg.write_text(
+        f"preset: quick\ntemplates:\n  source: mesa\n  mesa_logs: ['{good}', '{tmp_path / 'nope' / 'LOGS'}', '{tmp_path}']\n"
+    )
+    for cmd in ("run", "status"):
+        r = _run(cmd, "--config", str(cfg), "--store", str(store), *(["--cluster", "sync"] if cmd == "run" else []))
+        assert r.returncode == 2, r.stderr
+        assert "Traceback" not in r.stderr
+        assert "templates.mesa_logs[1]" in r.stderr and "not a directory" in r.stderr
+        assert "templates.mesa_logs[2]" in r.stderr and "history.data" in r.stderr
+        assert "mesa_logs[0]" not in r.stderr
+        assert not store.exists()  # not even the xsec stage ran
+
+
+def test_missing_jobqueue_file_fails_before_anything_is_written(tmp_path):
+    store = tmp_path / "s.zarr"
+    r = _run("run", "--preset", "quick", "--store", str(store), "--cluster", "slurm", "--jobqueue", str(tmp_path / "jq.yaml"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "--jobqueue" in r.stderr and "jq.yaml" in r.stderr
+    assert not store.exists()

@@ -149,3 +149,36 @@ def test_sigkill_mid_stage_then_rerun_equals_uninterrupted(tmp_path):
     ok = _cli("run", "--config", str(cfg), "--store", str(clean), "--cluster", "sync", "--stages", "xsec")
     assert ok.wait(300) == 0
     xr.testing.assert_identical(_load(killed), _load(clean))
+
+
+def test_ledger_of_an_older_fingerprint_format_is_stale_once_with_its_reason(tiny_config, store):
+    import hashlib
+
+    run(tiny_config, store, stages=["xsec"])
+    # Rewrite the ledger as the first release wrote it: no format, fingerprints of another encoding.
+    for f in (store / "_ledger" / "xsec").glob("*.json"):
+        e = json.loads(f.read_text())
+        old = [hashlib.sha256(r.encode()).hexdigest() for r in e["rows"]]
+        f.write_text(json.dumps({"fingerprint": hashlib.sha256("".join(old).encode()).hexdigest(), "rows": old, "start": e["start"]}))
+    before = _load(store)
+    st = stage_status(STAGES["xsec"], tiny_config, store)
+    assert st["chunks_stale"] == st["chunks_total"]
+    assert "older format" in st["reason"] and "unversioned" in st["reason"]
+    res = run(tiny_config, store, stages=["xsec"]).stages["xsec"]
+    assert res.chunks_computed == res.chunks_total
+    assert any("older format" in n for n in res.notes)
+    again = run(tiny_config, store, stages=["xsec"]).stages["xsec"]
+    assert again.chunks_computed == 0 and not any("older format" in n for n in again.notes)
+    assert "reason" not in stage_status(STAGES["xsec"], tiny_config, store)
+    xr.testing.assert_identical(before, _load(store))
+
+
+def test_old_format_rows_are_never_copied_after_a_layout_change(tiny_config, store):
+    run(tiny_config, store, stages=["xsec"])
+    for f in (store / "_ledger" / "xsec").glob("*.json"):
+        e = json.loads(f.read_text())
+        e.pop("format")  # same row strings, but no longer known to mean the same thing
+        f.write_text(json.dumps(e))
+    wider = _with_xsec(tiny_config, E_p={"min": 0.1, "max": 1.0e5, "per_decade": 4})
+    res = run(wider, store, stages=["xsec"]).stages["xsec"]
+    assert res.chunks_copied == 0 and res.chunks_computed == res.chunks_total

@@ -1,6 +1,7 @@
 """The yields stage on real cross sections and generated templates: the Sun, reprocessing, workers."""
 
 import json
+from pathlib import Path
 import shutil
 import subprocess
 import sys
@@ -154,3 +155,70 @@ def test_least_squares_calibration_is_recorded(built, tmp_path):
     sun = solar_check(work, energies=(0.5, 1.0, 2.6))
     ratio = np.array(sun["mirroring"]["gamma"]) / np.array(sun["hawc"])
     assert np.all((ratio > 0.7) & (ratio < 1.3))
+
+
+MESA_SUBSET = Path(__file__).parents[2] / "data" / "mesa" / "mesagrid_1Msun_Z0.0187_subset"
+
+
+def _mesa(**mirroring) -> Config:
+    cfg = _config(mirroring=mirroring)
+    d = cfg.model_dump()
+    d["templates"].update(source="mesa", mesa_logs=[str(MESA_SUBSET)], chunk=2)
+    return Config.model_validate(d)
+
+
+@pytest.fixture(scope="module")
+def mesa_uncalibrated(tmp_path_factory):
+    store = tmp_path_factory.mktemp("mesa") / "s.zarr"
+    return store, run(_mesa(calibration="none"), store, stages=["yields"])
+
+
+def test_mesa_library_without_a_sun_runs_uncalibrated(mesa_uncalibrated):
+    # The shared mesagrid run is 1 Msun at Z = 0.0187: no solar template, and none needed.
+    store, summary = mesa_uncalibrated
+    y = cube.open(store, "yields").load()
+    assert y.sizes["model"] == 4 and set(y.source.values.astype(str)) != {"generator"}
+    L = y.luminosity
+    assert np.isfinite(L).all() and (L.sel(messenger="nu") > 0).all()
+    assert y.attrs["hawc_calibration"] == 1.0 and y.attrs["solar_model"] is None
+    # main-sequence 1 Msun models are mirrored: the scenarios differ for them, not after the MS
+    ms = y.stage.values.astype(str) == "MS"
+    assert ms.any()
+    d = (L.sel(scenario="mirroring") - L.sel(scenario="ballistic")).max(["messenger", "energy"]).values
+    assert (d[ms] > 0).all() and (d[~ms] == 0).all()
+    assert any("no solar template" in n for n in summary.stages["yields"].notes)
+
+
+def test_mesa_library_without_a_sun_asks_for_one_in_mesa_terms(mesa_uncalibrated, tmp_path):
+    from tasks.stages.yields import MissingInputError
+
+    store, _ = mesa_uncalibrated
+    work = tmp_path / "s.zarr"
+    shutil.copytree(store, work)
+    before = cube.open(work, "yields").load()
+    with pytest.raises(MissingInputError) as err:
+        run(_mesa(calibration="hawc"), work, stages=["yields"])
+    msg = str(err.value)
+    assert "templates.mesa_logs" in msg and "4.57 Gyr" in msg and "calibration: none" in msg
+    assert "templates.masses" not in msg  # no generator keys for a MESA user
+    xr.testing.assert_identical(before, cube.open(work, "yields").load())
+
+
+def test_a_fixed_calibration_factor_scales_only_the_mirrored_part(mesa_uncalibrated, tmp_path):
+    store, _ = mesa_uncalibrated
+    work = tmp_path / "s.zarr"
+    shutil.copytree(store, work)
+    res = run(_mesa(calibration=3.0), work, stages=["yields"]).stages["yields"]
+    a = cube.open(store, "yields").load().luminosity
+    b = cube.open(work, "yields").load().luminosity
+    ms = a.stage.values.astype(str) == "MS"
+    assert res.chunks_computed == int(ms.sum()) < res.chunks_total  # yields chunks of one model
+    assert cube.open(work, "yields").attrs["hawc_calibration_mode"] == "fixed"
+    np.testing.assert_array_equal(b.sel(scenario="ballistic"), a.sel(scenario="ballistic"))
+    # L = F c L_mirror + (1 - F) L_b: a larger c raises the excess F (c L_mirror - L_b) over ballistic
+    def excess(L):
+        L = L.sel(messenger="gamma").sel(energy=1.0, method="nearest")
+        return L.sel(scenario="mirroring").values - L.sel(scenario="ballistic").values
+
+    ex_a, ex_b = excess(a), excess(b)
+    assert (ex_b[ms] > ex_a[ms]).all()
