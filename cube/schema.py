@@ -149,9 +149,51 @@ SCHEMAS: Mapping[str, GroupSchema] = _freeze(
                 }
             ),
         ),
+        "population": GroupSchema(
+            name="population",
+            dims=("population", "batch", "model"),
+            chunk_dim="population",
+            data_vars=_freeze(
+                {
+                    "weight": VarSpec(
+                        ("population", "model"),
+                        "1",
+                        "expected number of each template per sampled star (all batches)",
+                    ),
+                    "weight_batch": VarSpec(
+                        ("population", "batch", "model"),
+                        "1",
+                        "expected number of each template per sampled star, per independent batch",
+                    ),
+                    "yield_fraction": VarSpec(
+                        ("population",), "1", "fraction of stars alive and within the template masses"
+                    ),
+                    "remnant_fraction": VarSpec(("population",), "1", "fraction of stars older than their lifetime"),
+                    "heavy_fraction": VarSpec(
+                        ("population",), "1", "fraction of stars above max_template_mass (zero yield)"
+                    ),
+                    "clipped_fraction": VarSpec(
+                        ("population",), "1", "fraction of stars whose Z was clipped to the library's range"
+                    ),
+                    "n_sampled": VarSpec(("population",), "1", "stars sampled"),
+                }
+            ),
+            coords=_freeze(
+                {
+                    "population": VarSpec(("population",), "", "population index"),
+                    "component": VarSpec(("population",), "", "Galactic component (bulge, bulge_young, thin, thick)"),
+                    "feh_offset": VarSpec(
+                        ("population",), "dex", "[Fe/H] position offset of the thin disk (0 for other components)"
+                    ),
+                    "batch": VarSpec(("batch",), "", "Monte Carlo batch"),
+                    "model": VarSpec(("model",), "", "template index"),
+                    **_MODEL_COORDS,
+                }
+            ),
+        ),
         "emissivity": GroupSchema(
             name="emissivity",
-            dims=("R", "z", "scenario", "messenger", "energy"),
+            dims=("R", "z", "component", "scenario", "messenger", "energy"),
             chunk_dim="R",
             data_vars=_freeze(
                 {
@@ -160,23 +202,35 @@ SCHEMAS: Mapping[str, GroupSchema] = _freeze(
                         "TeV^-1 s^-1 cm^-3",
                         "volume emissivity",
                     ),
-                    "luminosity_mean": VarSpec(
+                    "emissivity_stderr": VarSpec(
                         ("R", "z", "scenario", "messenger", "energy"),
+                        "TeV^-1 s^-1 cm^-3",
+                        "Monte Carlo standard error of the volume emissivity",
+                    ),
+                    "emissivity_component": VarSpec(
+                        ("R", "z", "component", "scenario", "messenger", "energy"),
+                        "TeV^-1 s^-1 cm^-3",
+                        "volume emissivity of each Galactic component",
+                    ),
+                    "luminosity_mean": VarSpec(
+                        ("R", "z", "component", "scenario", "messenger", "energy"),
                         "TeV^-1 s^-1",
-                        "mean luminosity per star",
+                        "mean luminosity per star of the component's population at (R, z)",
                     ),
                     "luminosity_mean_stderr": VarSpec(
-                        ("R", "z", "scenario", "messenger", "energy"),
+                        ("R", "z", "component", "scenario", "messenger", "energy"),
                         "TeV^-1 s^-1",
                         "Monte Carlo standard error of the mean luminosity per star",
                     ),
                     "n_stars": VarSpec(("R", "z"), "pc^-3", "stellar number density"),
+                    "n_stars_component": VarSpec(("R", "z", "component"), "pc^-3", "stellar number density per component"),
                 }
             ),
             coords=_freeze(
                 {
                     "R": VarSpec(("R",), "kpc", "galactocentric cylindrical radius"),
-                    "z": VarSpec(("z",), "kpc", "height above the Galactic plane"),
+                    "z": VarSpec(("z",), "kpc", "height above the Galactic plane (the model is symmetric in z)"),
+                    "component": VarSpec(("component",), "", "Galactic component"),
                     "scenario": _SCENARIO,
                     "messenger": _MESSENGER,
                     "energy": _ENERGY,

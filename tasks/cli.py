@@ -94,6 +94,7 @@ def _cmd_run(args, console: Console) -> int:
             console.print(f"  {name:<11} {res.status}")
         else:
             extra = f", {res.chunks_copied} reused after a layout change" if res.chunks_copied else ""
+            extra += "".join(f", {k.replace('_', ' ')}: {v:,}" for k, v in res.work.items())
             console.print(
                 f"  {name:<11} {res.chunks_computed}/{res.chunks_total} chunks computed{extra} in {res.seconds:.1f} s"
             )

@@ -280,6 +280,23 @@ class IMF(_Section):
     breaks: tuple[Positive, Positive, Positive] = Field((0.08, 0.5, 100.0), description="[Msun]")
     slopes: tuple[Positive, Positive] = (1.3, 2.3)
     max_template_mass: Positive = Field(25.0, description="heavier stars get zero yield [Msun]")
+    strata: list[Positive] = Field(
+        default_factory=lambda: [0.5, 1.0, 1.41, 2.0, 3.0, 5.0, 8.0, 15.0],
+        description="[Msun] interior edges of the mass strata of the Monte Carlo [choice]",
+    )
+    strata_share: Fraction = Field(
+        0.5,
+        description="fraction of each batch spread equally over the strata, the rest follows the IMF; "
+        "0 is plain IMF sampling [choice]",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "IMF":
+        if not (self.breaks[0] < self.breaks[1] < self.breaks[2]):
+            raise ValueError(f"breaks must be ascending, got {list(self.breaks)}")
+        if list(self.strata) != sorted(set(self.strata)):
+            raise ValueError(f"strata must be ascending and distinct, got {list(self.strata)}")
+        return self
 
 
 class Galaxy(_Section):
@@ -293,12 +310,28 @@ class Galaxy(_Section):
     z_sun: Positive = Field(0.02, description="Z_sun for Z = Z_sun 10^[Fe/H] [choice]")
     R_sun: Positive = Field(8.5, description="[kpc]")
     neighbours: Annotated[int, Field(ge=1, le=100)] = 10
-    stars_per_cell: Annotated[int, Field(ge=10)] = 20000
+    stars_per_population: Annotated[int, Field(ge=100)] = Field(
+        1_000_000,
+        description="stars sampled for each distinct population (a component, and for the thin disk "
+        "each [Fe/H] offset of the (R, z) grid); replaces the paper's per-cell sampling",
+    )
+    batches: Annotated[int, Field(ge=2, le=1000)] = Field(
+        16, description="independent Monte Carlo batches per population; their spread is the standard error"
+    )
     R_max: Positive = Field(30.0, description="[kpc]")
     z_max: Positive = Field(5.0, description="[kpc]")
     R_points: Annotated[int, Field(ge=2)] = 121
     z_points: Annotated[int, Field(ge=2)] = 101
-    chunk: Annotated[int, Field(ge=1)] = 8
+    chunk: Annotated[int, Field(ge=1)] = Field(8, description="R rows per emissivity chunk")
+    population_chunk: Annotated[int, Field(ge=1)] = Field(4, description="populations per Monte Carlo chunk")
+
+    @model_validator(mode="after")
+    def _divisible(self) -> "Galaxy":
+        if self.stars_per_population % self.batches:
+            raise ValueError(
+                f"stars_per_population ({self.stars_per_population}) must be a multiple of batches ({self.batches})"
+            )
+        return self
 
 
 class Sky(_Section):

@@ -40,12 +40,14 @@ class StageResult:
     seconds: float = 0.0
     status: str = "done"
     notes: list[str] = field(default_factory=list)
+    work: dict = field(default_factory=dict)
 
     def as_json(self) -> dict:
         out = {
             "chunks_total": self.chunks_total,
             "chunks_computed": self.chunks_computed,
             "seconds": round(self.seconds, 3),
+            **self.work,
         }
         if self.chunks_copied:
             out["chunks_copied"] = self.chunks_copied
@@ -194,6 +196,7 @@ def run_stage(stage: Stage, config, store, client=None, console: Console | None 
         chunks_copied=len(copies),
         seconds=time.perf_counter() - t0,
         notes=list(plan.notes) + ([old_format] if old_format else []),
+        work=plan.describe(todo) if plan.describe else {},
     )
 
 

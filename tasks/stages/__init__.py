@@ -5,19 +5,22 @@ from __future__ import annotations
 from typing import Iterable
 
 from tasks.stages.base import Stage, StagePlan
+from tasks.stages.emissivity import STAGE as EMISSIVITY
+from tasks.stages.population import STAGE as POPULATION
 from tasks.stages.templates import STAGE as TEMPLATES
 from tasks.stages.xsec import STAGE as XSEC
 from tasks.stages.yields import STAGE as YIELDS
 
 __all__ = ["STAGES", "ORDER", "UPSTREAM", "resolve", "Stage", "StagePlan", "UnknownStageError"]
 
-ORDER = ("xsec", "templates", "yields", "emissivity", "sky", "sed")
+ORDER = ("xsec", "templates", "yields", "population", "emissivity", "sky", "sed")
 
 UPSTREAM = {
     "xsec": (),
     "templates": (),
     "yields": ("xsec", "templates"),
-    "emissivity": ("yields", "templates"),
+    "population": ("templates",),
+    "emissivity": ("yields", "population"),
     "sky": ("emissivity",),
     "sed": ("sky",),
 }
@@ -26,6 +29,8 @@ STAGES: dict[str, Stage | None] = {name: None for name in ORDER}
 STAGES["xsec"] = XSEC
 STAGES["templates"] = TEMPLATES
 STAGES["yields"] = YIELDS
+STAGES["population"] = POPULATION
+STAGES["emissivity"] = EMISSIVITY
 
 
 class UnknownStageError(ValueError):

@@ -26,6 +26,9 @@ class StagePlan:
     row_fingerprints : list of str or None
         One fingerprint per row of the chunked dim (everything that row depends on);
         rows let a rerun whose layout changed copy every row still wanted.
+    describe : callable, optional
+        ``describe(computed_keys) -> dict`` of work counters for the run summary (for
+        example the stars a Monte Carlo sampled).
     chunk_fingerprint : callable, optional
         ``chunk_fingerprint(start, stop) -> str``, used instead of row fingerprints where
         the rows of a chunk cannot differ in their inputs (pixels of a map); such chunks
@@ -47,6 +50,7 @@ class StagePlan:
     payload: Any = None
     notes: list[str] = field(default_factory=list)
     chunk_fingerprint: Callable[[int, int], str] | None = None
+    describe: Callable[[list], dict] | None = None
 
     def __post_init__(self) -> None:
         if (self.row_fingerprints is None) == (self.chunk_fingerprint is None):
@@ -65,5 +69,6 @@ class Stage:
 
 
 def placeholder(shape: tuple[int, ...], chunks: tuple[int, ...], dtype=np.float64) -> da.Array:
-    """A lazy NaN-filled array used as a template variable (never computed)."""
-    return da.full(shape, np.nan, chunks=chunks, dtype=dtype)
+    """A lazy NaN-filled (zero for integers) array used as a template variable (never computed)."""
+    fill = np.nan if np.dtype(dtype).kind == "f" else 0
+    return da.full(shape, fill, chunks=chunks, dtype=dtype)

@@ -18,7 +18,7 @@ def _xsec(dims=("E_p", "energy", "messenger")):
 
 
 def test_every_design_group_is_described():
-    assert set(SCHEMAS) == {"xsec", "templates", "yields", "emissivity", "sky", "sed"}
+    assert set(SCHEMAS) == {"xsec", "templates", "yields", "population", "emissivity", "sky", "sed"}
     assert SCHEMAS["yields"].data_vars["luminosity"].units == "TeV^-1 s^-1"
     assert SCHEMAS["sky"].data_vars["intensity"].dims == ("pixel", "scenario", "messenger", "energy")
 

@@ -1,0 +1,414 @@
+"""Monte Carlo stellar populations and their template weights (PHYSICS.md P6; paper Eq. 19).
+
+A *population* is one distribution of (mass, age, metallicity): a Galactic component
+(bulge, bulge_young, thin, thick) and, for the thin disk, its [Fe/H] offset
+``feh_R_slope (R - R_sun) + feh_z_slope |z|`` at a position.  Sampling each population
+once gives the same expectation as the paper's per-cell sampling at every (R, z) that
+shares it.
+
+For each sampled star: a mass from the broken power-law IMF (stratified in mass, see
+below), an age and [Fe/H] from its component, Z = Z_sun 10^[Fe/H] clipped to the library.
+A star is *yield-bearing* if it is at most ``max_template_mass`` and younger than its
+lifetime t_life(M, Z), interpolated from the template tracks; remnants and heavier stars
+count in N with zero yield.  A yield-bearing star takes the K nearest templates in
+(log10 M, log10 Z, log10 age) with weights Delta t / distance, normalised to one.  The
+population's *template weights* are the expectation, per sampled star, of those weights:
+then the mean luminosity per star is ``L_bar(E) = weights @ L(model, E)`` (paper Eq. 19)
+for any yields, with no per-star loop over energies.
+
+Stratified sampling [choice]: the IMF is cut into mass strata; a batch puts ``share`` of its
+stars equally into the strata below ``max_template_mass`` and the rest in proportion to the
+IMF probability (none above, whose yield is zero).  The estimator of a batch is
+sum_s P_s mean_{i in s}(X_i), unbiased for any allocation; batches are independent and
+identically distributed, so their spread gives the Monte Carlo standard error.
+
+Random streams: ``SeedSequence(seed, spawn_key=(component, batch))``.  The thin-disk
+populations share their streams (common random numbers): they differ only through the
+metallicity offset, so the thin-disk emissivity varies smoothly with R.
+Pure numpy/scipy: no I/O, no dask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+__all__ = [
+    "COMPONENT_IDS",
+    "IMF",
+    "TemplateLibrary",
+    "LibraryError",
+    "strata_allocation",
+    "sample_ages",
+    "sample_feh",
+    "batch_rng",
+    "PopulationResult",
+    "population_weights",
+]
+
+#: Stream key of each component (part of the random stream, so never renumber).
+COMPONENT_IDS = {"bulge": 0, "bulge_young": 1, "thin": 2, "thick": 3}
+
+GYR = 1e9
+
+
+class LibraryError(ValueError):
+    """The template library cannot serve the population (empty, or a mass range missing)."""
+
+
+@dataclass(frozen=True)
+class IMF:
+    """Broken power-law IMF dN/dM ~ M^-slope_i between ``breaks`` [Msun], continuous at the joints."""
+
+    breaks: tuple[float, ...]
+    slopes: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        b = np.asarray(self.breaks, float)
+        if len(self.slopes) != len(b) - 1 or np.any(np.diff(b) <= 0) or b[0] <= 0:
+            raise ValueError(f"IMF breaks must ascend from > 0 with one slope per segment, got {self.breaks}, {self.slopes}")
+
+    def _segments(self):
+        b = np.asarray(self.breaks, float)
+        a = np.asarray(self.slopes, float)
+        k = np.ones(len(a))
+        for i in range(1, len(a)):
+            k[i] = k[i - 1] * b[i] ** (a[i] - a[i - 1])  # continuity at b[i]
+        mass = np.array([_pl_integral(k[i], a[i], b[i], b[i + 1]) for i in range(len(a))])
+        return b, a, k, mass
+
+    def pdf(self, M: ArrayLike) -> np.ndarray:
+        """Normalised dN/dM [Msun^-1]; zero outside the breaks."""
+        b, a, k, mass = self._segments()
+        M = np.asarray(M, float)
+        i = np.clip(np.searchsorted(b, M, side="right") - 1, 0, len(a) - 1)
+        out = k[i] * M ** (-a[i]) / mass.sum()
+        return np.where((M >= b[0]) & (M <= b[-1]), out, 0.0)
+
+    def cdf(self, M: ArrayLike) -> np.ndarray:
+        """Fraction of stars below ``M``."""
+        b, a, k, mass = self._segments()
+        M = np.clip(np.asarray(M, float), b[0], b[-1])
+        i = np.clip(np.searchsorted(b, M, side="right") - 1, 0, len(a) - 1)
+        before = np.concatenate([[0.0], np.cumsum(mass)])[i]
+        return (before + _pl_integral(k[i], a[i], b[i], M)) / mass.sum()
+
+    def ppf(self, u: ArrayLike) -> np.ndarray:
+        """Inverse of :meth:`cdf` (mass [Msun] below which a fraction ``u`` of stars lies)."""
+        b, a, k, mass = self._segments()
+        target = np.asarray(u, float) * mass.sum()
+        edges = np.concatenate([[0.0], np.cumsum(mass)])
+        i = np.clip(np.searchsorted(edges, target, side="right") - 1, 0, len(a) - 1)
+        rest = target - edges[i]
+        one = np.isclose(a[i], 1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = 1.0 - a[i]
+            pw = np.where(one, 1.0, p)
+            m = np.where(
+                one,
+                b[i] * np.exp(rest / k[i]),
+                (b[i] ** pw + rest * pw / k[i]) ** (1.0 / pw),
+            )
+        return np.clip(m, b[0], b[-1])
+
+    def probability(self, lo: float, hi: float) -> float:
+        """Fraction of stars with lo <= M < hi."""
+        return float(self.cdf(hi) - self.cdf(lo))
+
+    def mean_mass(self) -> float:
+        """Mean stellar mass [Msun] of the IMF."""
+        b, a, k, mass = self._segments()
+        m1 = sum(_pl_integral(k[i], a[i] - 1.0, b[i], b[i + 1]) for i in range(len(a)))
+        return float(m1 / mass.sum())
+
+
+def _pl_integral(k, a, lo, hi):
+    """Integral of k M^-a from lo to hi (vectorised in all arguments)."""
+    k, a, lo, hi = (np.asarray(x, float) for x in (k, a, lo, hi))
+    one = np.isclose(a, 1.0)
+    p = np.where(one, 1.0, 1.0 - a)
+    return np.where(one, k * np.log(hi / lo), k * (hi**p - lo**p) / p)
+
+
+def strata_allocation(imf: IMF, edges: ArrayLike, m_max_yield: float, n: int, share: float):
+    """Mass strata and the number of stars per batch in each.
+
+    Parameters
+    ----------
+    imf : IMF
+    edges : array_like
+        Interior stratum edges [Msun]; the IMF ends and ``m_max_yield`` are added.
+    m_max_yield : float
+        Heavier stars have zero yield: strata above get no stars (their probability still
+        counts in N).
+    n : int
+        Stars per batch.
+    share : float
+        Fraction of ``n`` spread equally over the yield-bearing strata; the rest follows
+        the IMF.
+
+    Returns
+    -------
+    lo, hi, prob, count : numpy.ndarray
+        Stratum bounds [Msun], IMF probability and stars per batch (summing to ``n``).
+    """
+    lo_imf, hi_imf = imf.breaks[0], imf.breaks[-1]
+    cut = min(m_max_yield, hi_imf)
+    inner = [e for e in np.asarray(edges, float) if lo_imf < e < cut]
+    bounds = np.unique(np.array([lo_imf, *inner, cut], float))
+    lo, hi = bounds[:-1], bounds[1:]
+    prob = np.array([imf.probability(a, b) for a, b in zip(lo, hi)])
+    if n < len(lo):
+        raise ValueError(f"{n} stars per batch cannot fill {len(lo)} mass strata; sample more stars")
+    target = n * ((1.0 - share) * prob / prob.sum() + share / len(lo))
+    count = np.maximum(np.floor(target).astype(int), 1)
+    while count.sum() < n:  # largest remainder
+        count[np.argmax(target - count)] += 1
+    while count.sum() > n:
+        count[np.argmax(count - target)] -= 1
+    return lo, hi, prob, count
+
+
+def sample_ages(component: str, galaxy, u: np.ndarray, t_max: float) -> np.ndarray:
+    """Stellar ages [yr] of a component from uniform deviates ``u`` (inverse CDF).
+
+    thin: p(tau) ~ exp(-age_rate tau/Gyr) on [0, age_max]; thick: normal(age_mean,
+    age_sigma) truncated to (0, t_max]; bulge: ``bulge.age``; bulge_young: uniform on
+    ``bulge.young_ages``.
+    """
+    if component == "thin":
+        lam, T = galaxy.thin.age_rate, galaxy.thin.age_max
+        return -np.log1p(-u * (1.0 - np.exp(-lam * T))) / lam * GYR
+    if component == "thick":
+        from scipy.special import ndtr, ndtri
+
+        mu, sig = galaxy.thick.age_mean, galaxy.thick.age_sigma
+        a, b = ndtr((0.0 - mu) / sig), ndtr((t_max / GYR - mu) / sig)
+        return (mu + sig * ndtri(a + u * (b - a))) * GYR
+    if component == "bulge":
+        return np.full(u.shape, galaxy.bulge.age * GYR)
+    if component == "bulge_young":
+        lo, hi = galaxy.bulge.young_ages
+        return (lo + u * (hi - lo)) * GYR
+    raise ValueError(f"unknown component {component!r}")
+
+
+def sample_feh(component: str, galaxy, u: np.ndarray, age: np.ndarray, offset: float) -> np.ndarray:
+    """[Fe/H] of a component's stars; ``offset`` is the thin disk's position term (dex)."""
+    if component == "thin":
+        t = galaxy.thin
+        return t.feh0 + t.feh_age_slope * age / GYR + offset
+    if component == "thick":
+        return np.full(u.shape, galaxy.thick.feh)
+    if component in ("bulge", "bulge_young"):
+        b = galaxy.bulge
+        w = np.asarray(b.feh_weights, float)
+        edges = np.cumsum(w / w.sum())
+        return np.asarray(b.feh, float)[np.minimum(np.searchsorted(edges, u, side="right"), len(w) - 1)]
+    raise ValueError(f"unknown component {component!r}")
+
+
+def batch_rng(seed: int, component: str, batch: int) -> np.random.Generator:
+    """The random stream of one (component, batch): independent of workers and chunking."""
+    ss = np.random.SeedSequence(entropy=int(seed), spawn_key=(COMPONENT_IDS[component], int(batch)))
+    return np.random.Generator(np.random.PCG64(ss))
+
+
+class TemplateLibrary:
+    """Template coordinates for the lifetime test and the K-nearest-neighbour weights.
+
+    Parameters
+    ----------
+    mass_init : array_like
+        Initial mass of each template [Msun].
+    metallicity : array_like
+        Z of each template.
+    age, duration : array_like
+        Age of the snapshot and the time span it stands for [yr].
+
+    Notes
+    -----
+    The lifetime of a track (one (mass_init, Z) pair) is the end of its last snapshot's
+    time cell, max(age + duration / 2).  t_life(M, Z) interpolates log t_life linearly in
+    log M along each metallicity and then linearly in log Z (clipped to the library).
+    The k-d tree is built once per library (per worker: see the population stage).
+    """
+
+    def __init__(self, mass_init: ArrayLike, metallicity: ArrayLike, age: ArrayLike, duration: ArrayLike) -> None:
+        from scipy.spatial import cKDTree
+
+        m, z, a, d = (np.asarray(x, float) for x in (mass_init, metallicity, age, duration))
+        if m.size == 0:
+            raise LibraryError("the template library is empty: run the templates stage with at least one model")
+        if not (np.all(m > 0) and np.all(z > 0) and np.all(a > 0) and np.all(d > 0)):
+            raise LibraryError("template masses, metallicities, ages and durations must all be positive")
+        self.size = m.size
+        self.duration = d
+        self.mass_range = (float(m.min()), float(m.max()))
+        self.z_range = (float(z.min()), float(z.max()))
+        self.age_min = float(a.min())
+        # An unbalanced tree answers these queries ~15% faster here (measured on the paper library).
+        self.tree = cKDTree(np.column_stack([np.log10(m), np.log10(z), np.log10(a)]), balanced_tree=False)
+        end = a + 0.5 * d
+        self._z_nodes = np.unique(z)
+        self._tracks = []
+        for zk in self._z_nodes:
+            sel = z == zk
+            masses = np.unique(m[sel])
+            t = np.array([end[sel & (m == mk)].max() for mk in masses])
+            self._tracks.append((np.log10(masses), np.log10(t)))
+
+    def lifetime(self, M: ArrayLike, Z: ArrayLike) -> np.ndarray:
+        """Lifetime [yr] of stars of initial mass ``M`` [Msun] and metallicity ``Z`` (clipped to the library)."""
+        lm = np.log10(np.asarray(M, float))
+        z = np.broadcast_to(np.clip(np.asarray(Z, float), *self.z_range), lm.shape)
+        if len(self._z_nodes) == 1:
+            return 10.0 ** np.interp(lm, *self._tracks[0])
+        lz = np.log10(self._z_nodes)
+        j = np.clip(np.searchsorted(lz, np.log10(z), side="right") - 1, 0, len(lz) - 2)
+        f = (np.log10(z) - lz[j]) / (lz[j + 1] - lz[j])
+        out = np.empty(lm.shape)
+        for jj in np.unique(j):  # only the two bracketing metallicities of each star
+            sel = j == jj
+            lo = np.interp(lm[sel], *self._tracks[jj])
+            hi = np.interp(lm[sel], *self._tracks[jj + 1])
+            out[sel] = (1.0 - f[sel]) * lo + f[sel] * hi
+        return 10.0 ** out
+
+    def neighbours(self, M: ArrayLike, Z: ArrayLike, age: ArrayLike, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Indices (n, k) of the K nearest templates and their weights Delta t / distance, normalised per star.
+
+        A template at zero distance takes the whole weight of its star.
+        """
+        k = min(int(k), self.size)
+        pts = np.column_stack([np.log10(M), np.log10(Z), np.log10(np.maximum(age, self.age_min))])
+        dist, idx = self.tree.query(pts, k=k)
+        if k == 1:
+            dist, idx = dist[:, None], idx[:, None]
+        exact = dist <= 1e-12
+        w = np.where(exact.any(axis=1, keepdims=True), exact.astype(float), self.duration[idx] / np.maximum(dist, 1e-12))
+        w /= w.sum(axis=1, keepdims=True)
+        return idx, w
+
+    def check_mass_range(self, m_lo: float, m_hi: float, where: str) -> None:
+        """Raise :class:`LibraryError` if the library misses part of [m_lo, m_hi] [Msun] (2% slack)."""
+        lo, hi = self.mass_range
+        if lo > m_lo * 1.02 or hi < m_hi / 1.02:
+            raise LibraryError(
+                f"the template library spans {lo:g}-{hi:g} Msun, but {where} samples stars with a yield over "
+                f"{m_lo:g}-{m_hi:g} Msun: add templates over that range (templates.masses or more MESA runs) "
+                f"or lower galaxy.imf.max_template_mass"
+            )
+
+
+@dataclass
+class PopulationResult:
+    """Template weights of one population: per batch and the statistics the cube stores.
+
+    Attributes
+    ----------
+    weight_batch : numpy.ndarray
+        (n_batches, n_models): expected templates per sampled star in each batch.
+    yield_fraction, remnant_fraction, heavy_fraction : float
+        Fractions of stars (IMF-weighted, all batches; they add up to one) that carry a
+        yield, that are remnants (older than their lifetime), and that are heavier than
+        ``max_template_mass`` (zero yield, not sampled).
+    clipped_fraction : float
+        Fraction of the sampled stars whose Z was clipped to the library's range.
+    n_sampled : int
+        Stars drawn (all batches).
+    """
+
+    weight_batch: np.ndarray
+    yield_fraction: float
+    remnant_fraction: float
+    heavy_fraction: float
+    clipped_fraction: float
+    n_sampled: int
+
+    @property
+    def weight(self) -> np.ndarray:
+        """Mean over batches: templates per sampled star (n_models,)."""
+        return self.weight_batch.mean(axis=0)
+
+
+def population_weights(
+    library: TemplateLibrary,
+    component: str,
+    offsets: ArrayLike,
+    galaxy,
+    *,
+    seed: int,
+    n_batches: int,
+    stars_per_batch: int,
+    t_max: float,
+) -> list[PopulationResult]:
+    """Template weights of one component's populations (one per [Fe/H] offset).
+
+    Parameters
+    ----------
+    library : TemplateLibrary
+    component : str
+        One of ``bulge``, ``bulge_young``, ``thin``, ``thick``.
+    offsets : array_like
+        [Fe/H] position offsets [dex] (thin disk; ``[0.0]`` otherwise).  All offsets share
+        the same random draws (common random numbers).
+    galaxy : tasks.config.Galaxy
+        Population parameters (IMF, strata, ages, metallicities, neighbours, z_sun).
+    seed : int
+        ``run.seed``.
+    n_batches, stars_per_batch : int
+        Independent batches and stars in each (their spread is the standard error).
+    t_max : float
+        Oldest age sampled [yr] (end of the template tracks).
+
+    Returns
+    -------
+    list of PopulationResult
+        One per offset, in order.
+    """
+    imf = IMF(tuple(galaxy.imf.breaks), tuple(galaxy.imf.slopes))
+    lo, hi, prob, count = strata_allocation(
+        imf, galaxy.imf.strata, galaxy.imf.max_template_mass, stars_per_batch, galaxy.imf.strata_share
+    )
+    p_total = prob.sum()  # yield-bearing mass range; the rest of the IMF adds zero
+    offsets = np.atleast_1d(np.asarray(offsets, float))
+    n_models = library.size
+    W = np.zeros((len(offsets), n_batches, n_models))
+    stats = np.zeros((len(offsets), 3))  # yield, remnant, clipped (sums over batches)
+    scale = np.repeat(prob / count, count)  # P_s / n_s for every star of a batch
+    z_lo, z_hi = library.z_range
+    m_floor = library.mass_range[0]
+    c_lo, c_hi = imf.cdf(np.repeat(lo, count)), imf.cdf(np.repeat(hi, count))
+    for b in range(n_batches):
+        rng = batch_rng(seed, component, b)
+        u_mass = rng.random(stars_per_batch)
+        u_age = rng.random(stars_per_batch)
+        u_feh = rng.random(stars_per_batch)
+        M = imf.ppf(c_lo + u_mass * (c_hi - c_lo))
+        age = sample_ages(component, galaxy, u_age, t_max)
+        Mq = np.maximum(M, m_floor)  # 0.08-0.1 Msun stars take the lightest templates
+        for j, off in enumerate(offsets):
+            Z_raw = galaxy.z_sun * 10.0 ** sample_feh(component, galaxy, u_feh, age, off)
+            Z = np.clip(Z_raw, z_lo, z_hi)
+            clipped = (Z != Z_raw).astype(float)
+            alive = age < library.lifetime(Mq, Z)
+            idx, w = library.neighbours(Mq[alive], Z[alive], age[alive], galaxy.neighbours)
+            W[j, b] = np.bincount(idx.ravel(), weights=(w * scale[alive, None]).ravel(), minlength=n_models)
+            stats[j] += [scale[alive].sum(), scale[~alive].sum(), scale @ clipped / p_total]
+    out = []
+    for j in range(len(offsets)):
+        y, r, c = stats[j] / n_batches
+        out.append(
+            PopulationResult(
+                weight_batch=W[j],
+                yield_fraction=float(y),
+                remnant_fraction=float(r),
+                heavy_fraction=float(1.0 - p_total),
+                clipped_fraction=float(c),
+                n_sampled=int(n_batches * stars_per_batch),
+            )
+        )
+    return out

@@ -1,0 +1,210 @@
+"""The ``emissivity`` stage: q(R, z, E) = sum_c n_c(R, z) L_bar_c(E; R, z), chunked along ``R``.
+
+Reads the ``population`` weights and the ``yields`` luminosities: the mean luminosity per
+star of each population is one matrix product, L_bar = weights @ L(model, E), done per
+Monte Carlo batch so that the batch spread gives its standard error (PHYSICS.md P6, paper
+Eq. 19).  No star is sampled here: a yields-only change reruns this product alone.
+
+Units: n in pc^-3 in the cube, converted to cm^-3 for q [TeV^-1 s^-1 cm^-3].  The
+thin-disk population of a cell is the one with the cell's [Fe/H] offset; the bulge's young
+stars are a component of their own inside their box.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from cube import store as cstore
+from cube.fingerprint import Fingerprinter, combine
+from tasks.kernels.galaxy import COMPONENTS, PC_CM, component_densities
+from tasks.stages.base import Stage, StagePlan, placeholder
+from tasks.stages.population import galaxy_grid, thin_offsets
+
+__all__ = ["STAGE", "plan", "compute", "population_index", "batch_means"]
+
+CODE_VERSION = "emissivity/1 batch-means"
+
+SCENARIOS = ("ballistic", "mirroring")
+MESSENGERS = ("gamma", "nu")
+
+
+def population_index(galaxy, component: np.ndarray, feh_offset: np.ndarray, R: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Index of the population of each component at each (R, z): shape (n_R, n_z, n_components)."""
+    comp = np.asarray(component).astype(str)
+    off = np.asarray(feh_offset, float)
+    out = np.empty((R.size, z.size, len(COMPONENTS)), np.int64)
+    for c, name in enumerate(COMPONENTS):
+        if name == "thin":
+            thin = np.flatnonzero(comp == "thin")
+            grid = thin_offsets(galaxy, R, z)
+            pos = np.searchsorted(off[thin], grid)
+            pos = np.clip(pos, 0, thin.size - 1)
+            if not np.allclose(off[thin][pos], grid, rtol=0, atol=1e-9):
+                raise ValueError("the population cube has no thin-disk population for some (R, z): rerun population")
+            out[:, :, c] = thin[pos]
+        else:
+            (idx,) = np.flatnonzero(comp == name)
+            out[:, :, c] = idx
+    return out
+
+
+def batch_means(weight_batch: np.ndarray, luminosity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard error over batches of L_bar = weight @ L.
+
+    Parameters
+    ----------
+    weight_batch : (n_pop, n_batch, n_model)
+    luminosity : (n_model, ...) [TeV^-1 s^-1]
+
+    Returns
+    -------
+    mean, stderr : (n_pop, ...) [TeV^-1 s^-1]
+    """
+    n_pop, n_b, n_m = weight_batch.shape
+    flat = luminosity.reshape(n_m, -1)
+    Lb = (weight_batch.reshape(n_pop * n_b, n_m).astype(np.float64) @ flat).reshape(n_pop, n_b, -1)
+    mean = Lb.mean(axis=1)
+    err = Lb.std(axis=1, ddof=1) / np.sqrt(n_b)
+    shape = (n_pop,) + luminosity.shape[1:]
+    return mean.reshape(shape), err.reshape(shape)
+
+
+def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
+    """Emissivities of R rows ``[start, stop)`` for every z, component, scenario, messenger and energy."""
+    g = payload["galaxy"]
+    R, z = payload["R"][start:stop], payload["z"]
+    index = payload["index"][start:stop]  # (n_R, n_z, n_c)
+    used = np.unique(index)
+    pop = cstore.read_rows(payload["store"], "population", "population", used)
+    L = cstore.read_rows(payload["store"], "yields", "model", slice(None)).luminosity
+    L = L.transpose("model", "scenario", "messenger", "energy").values
+    mean_u, err_u = batch_means(pop.weight_batch.values, L)
+    where = np.searchsorted(used, index)
+    mean, err = mean_u[where], err_u[where]  # (n_R, n_z, n_c, s, m, E)
+    rho = component_densities(R[:, None], z[None, :], g)
+    n_c = np.stack([rho[c] for c in COMPONENTS], axis=-1) / g.mean_stellar_mass  # pc^-3
+    n_cm = (n_c / PC_CM**3)[..., None, None, None]
+    q_c = n_cm * mean
+    return xr.Dataset(
+        {
+            "emissivity": (("R", "z", "scenario", "messenger", "energy"), q_c.sum(axis=2)),
+            "emissivity_stderr": (
+                ("R", "z", "scenario", "messenger", "energy"),
+                np.sqrt(_component_variance(n_cm * err)),
+            ),
+            "emissivity_component": (("R", "z", "component", "scenario", "messenger", "energy"), q_c),
+            "luminosity_mean": (("R", "z", "component", "scenario", "messenger", "energy"), mean),
+            "luminosity_mean_stderr": (("R", "z", "component", "scenario", "messenger", "energy"), err),
+            "n_stars": (("R", "z"), n_c.sum(axis=-1)),
+            "n_stars_component": (("R", "z", "component"), n_c),
+        },
+        coords={"R": R},
+    )
+
+
+def _component_variance(sigma_c: np.ndarray) -> np.ndarray:
+    # Components are sampled from independent streams: their variances add.
+    return (sigma_c**2).sum(axis=2)
+
+
+def _clipped_share(galaxy, R, z, index, clipped_fraction) -> dict[str, float]:
+    """Fraction of each component's stars in the Galaxy whose Z was clipped (cells weighted by 2 pi R n)."""
+    rho = component_densities(R[:, None], z[None, :], galaxy)
+    out = {}
+    for c, name in enumerate(COMPONENTS):
+        w = rho[name] * R[:, None]
+        total = w.sum()
+        out[name] = float((w * clipped_fraction[index[:, :, c]]).sum() / total) if total > 0 else 0.0
+    return out
+
+
+def _ledger_fingerprints(store, group: str, dim_size: int) -> list[str]:
+    from tasks.stages.yields import MissingInputError
+
+    rows: list[str | None] = [None] * dim_size
+    for entry in cstore.read_ledger(store, group).values():
+        for i, fp in enumerate(entry.get("rows", [])):
+            if entry["start"] + i < dim_size:
+                rows[entry["start"] + i] = fp
+    if any(r is None for r in rows):
+        raise MissingInputError(f"the {group} cube is incomplete; run the {group} stage first")
+    return rows  # type: ignore[return-value]
+
+
+def plan(config, store, client=None) -> StagePlan:
+    """Template, one fingerprint per R row, and the product's chunk function."""
+    from tasks.stages.yields import MissingInputError
+
+    g = config.galaxy
+    pop = cstore.open_group_if_exists(store, "population")
+    y = cstore.open_group_if_exists(store, "yields")
+    if pop is None or y is None:
+        missing = [n for n, d in (("population", pop), ("yields", y)) if d is None]
+        raise MissingInputError(f"run the {', '.join(missing)} stage(s) first")
+    if pop.sizes["model"] != y.sizes["model"]:
+        raise MissingInputError("the population and yields cubes were made from different template libraries; rerun both")
+    R, z = galaxy_grid(g)
+    index = population_index(g, pop.component.values, pop.feh_offset.values, R, z)
+    pop_rows = _ledger_fingerprints(store, "population", pop.sizes["population"])
+    yields_fp = combine(e["fingerprint"] for _, e in sorted(cstore.read_ledger(store, "yields").items()))
+    energy = y.energy.values
+    density = {
+        "bulge": g.bulge.model_dump(include={"rho0", "q", "alpha", "r0", "r_cut", "young_fraction", "young_R", "young_abs_z"}),
+        "thin": g.thin.model_dump(include={"sigma0", "z_d", "R_d"}),
+        "thick": g.thick.model_dump(include={"sigma0", "z_d", "R_d"}),
+        "mean_stellar_mass": g.mean_stellar_mass,
+    }
+    fp = Fingerprinter(code=CODE_VERSION, yields=yields_fp, density=density, z=z, energy=energy)
+    per_R = [combine(pop_rows[i] for i in index[r].ravel()) for r in range(R.size)]
+    rows = fp.rows(R=R, populations=np.array(per_R))
+    chunk = g.chunk
+    n_R, n_z, n_c, n_E = R.size, z.size, len(COMPONENTS), energy.size
+    full = (n_R, n_z, 2, 2, n_E)
+    comp = (n_R, n_z, n_c, 2, 2, n_E)
+    dims5 = ("R", "z", "scenario", "messenger", "energy")
+    dims6 = ("R", "z", "component", "scenario", "messenger", "energy")
+    template = xr.Dataset(
+        {
+            "emissivity": (dims5, placeholder(full, (chunk,) + full[1:])),
+            "emissivity_stderr": (dims5, placeholder(full, (chunk,) + full[1:])),
+            "emissivity_component": (dims6, placeholder(comp, (chunk,) + comp[1:])),
+            "luminosity_mean": (dims6, placeholder(comp, (chunk,) + comp[1:])),
+            "luminosity_mean_stderr": (dims6, placeholder(comp, (chunk,) + comp[1:])),
+            "n_stars": (("R", "z"), placeholder((n_R, n_z), (chunk, n_z))),
+            "n_stars_component": (("R", "z", "component"), placeholder((n_R, n_z, n_c), (chunk, n_z, n_c))),
+        },
+        coords={
+            "R": R,
+            "z": z,
+            "component": list(COMPONENTS),
+            "scenario": list(SCENARIOS),
+            "messenger": list(MESSENGERS),
+            "energy": energy,
+        },
+    )
+    clipped = _clipped_share(g, R, z, index, pop.clipped_fraction.values)
+    attrs = {
+        "config": {"galaxy": g.model_dump(mode="json")},
+        "stars_per_population": int(pop.attrs.get("stars_per_population", g.stars_per_population)),
+        "clipped_fraction": clipped,
+    }
+    notes = []
+    if any(v > 0 for v in clipped.values()):
+        notes.append(
+            "Z clipped to the template library's range for "
+            + ", ".join(f"{100 * v:.3g}% of {c}" for c, v in clipped.items())
+            + " stars (weighted over the Galaxy; per population in population.clipped_fraction)"
+        )
+    return StagePlan(
+        template=template,
+        chunk=chunk,
+        row_fingerprints=rows,
+        attrs=attrs,
+        compute=compute,
+        payload={"store": str(store), "galaxy": g, "R": R, "z": z, "index": index},
+        notes=notes,
+    )
+
+
+STAGE = Stage(name="emissivity", code_version=CODE_VERSION, chunk_dim="R", inputs=("yields", "population"), plan=plan)

@@ -1,0 +1,220 @@
+"""The ``population`` stage: Monte Carlo template weights per stellar population, chunked along ``population``.
+
+Reads only the per-model coordinates of the ``templates`` cube (mass_init, metallicity, age,
+stage, duration); never the yields, so a change of f_B, the CR spectrum or the HAWC
+calibration samples no star (PHYSICS.md P6, issue "population synthesis").
+
+Populations are the distinct (mass, age, metallicity) distributions of the Galaxy model:
+``bulge``, ``bulge_young``, ``thick``, and one ``thin`` population per distinct [Fe/H]
+offset ``feh_R_slope (R - R_sun) + feh_z_slope |z|`` of the (R, z) grid (one per R node
+when ``feh_z_slope`` is 0).  A population's fingerprint holds the template coordinates,
+the IMF and Monte Carlo settings and only its own component's age and metallicity
+parameters, so changing ``galaxy.thick.age_mean`` resamples the thick disk alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from cube import store as cstore
+from cube.fingerprint import Fingerprinter, digest
+from tasks.kernels.galaxy import COMPONENTS
+from tasks.stages.base import Stage, StagePlan, placeholder
+from tasks.stages.templates import MODEL_COORDS
+
+__all__ = ["STAGE", "plan", "compute", "populations", "galaxy_grid", "thin_offsets", "sampling_parameters"]
+
+CODE_VERSION = "population/1 imf-strata+knn-invdist-dt"
+
+#: Per-population variables written by the chunk function, besides the weights.
+FRACTIONS = ("yield_fraction", "remnant_fraction", "heavy_fraction", "clipped_fraction")
+
+_LIBRARY_CACHE: dict = {}
+
+
+def galaxy_grid(galaxy) -> tuple[np.ndarray, np.ndarray]:
+    """The emissivity grid: R [kpc] on [0, R_max] and z [kpc] on [0, z_max], both linear (z >= 0 by symmetry)."""
+    return np.linspace(0.0, galaxy.R_max, galaxy.R_points), np.linspace(0.0, galaxy.z_max, galaxy.z_points)
+
+
+def thin_offsets(galaxy, R: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Thin-disk [Fe/H] position offset [dex] on the (R, z) grid, shape (n_R, n_z), rounded to 1e-12 dex."""
+    t = galaxy.thin
+    off = t.feh_R_slope * (R[:, None] - galaxy.R_sun) + t.feh_z_slope * np.abs(z[None, :])
+    return np.round(off, 12) + 0.0
+
+
+def populations(galaxy) -> tuple[np.ndarray, np.ndarray]:
+    """``(component, feh_offset)`` of every distinct population, in cube order."""
+    R, z = galaxy_grid(galaxy)
+    thin = np.unique(thin_offsets(galaxy, R, z))
+    comps = ["bulge", "bulge_young", "thick"] + ["thin"] * thin.size
+    offsets = np.concatenate([[0.0, 0.0, 0.0], thin])
+    return np.array(comps), offsets
+
+
+def sampling_parameters(galaxy, component: str) -> dict:
+    """The configuration values a component's samples depend on (and nothing else: no densities)."""
+    if component == "thin":
+        t = galaxy.thin
+        return {"age_rate": t.age_rate, "age_max": t.age_max, "feh0": t.feh0, "feh_age_slope": t.feh_age_slope}
+    if component == "thick":
+        t = galaxy.thick
+        return {"age_mean": t.age_mean, "age_sigma": t.age_sigma, "feh": t.feh}
+    b = galaxy.bulge
+    if component == "bulge":
+        return {"age": b.age, "feh": list(b.feh), "feh_weights": list(b.feh_weights)}
+    if component == "bulge_young":
+        return {"young_ages": list(b.young_ages), "feh": list(b.feh), "feh_weights": list(b.feh_weights)}
+    raise ValueError(f"unknown component {component!r}")
+
+
+def _library(payload: dict):
+    from tasks.kernels.population import TemplateLibrary
+
+    key = payload["library_key"]
+    lib = _LIBRARY_CACHE.get(key)
+    if lib is None:  # once per worker process, not once per chunk
+        _LIBRARY_CACHE.clear()
+        lib = TemplateLibrary(**payload["library"])
+        _LIBRARY_CACHE[key] = lib
+    return lib
+
+
+def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
+    """Template weights of populations ``[start, stop)`` (per batch and their mean)."""
+    from tasks.kernels.population import population_weights
+
+    lib = _library(payload)
+    g = payload["galaxy"]
+    comps = payload["component"][start:stop]
+    offs = payload["feh_offset"][start:stop]
+    n = stop - start
+    wb = np.zeros((n, g.batches, lib.size))
+    frac = {k: np.zeros(n) for k in FRACTIONS}
+    n_sampled = np.zeros(n, np.int64)
+    for comp in dict.fromkeys(comps):
+        rows = np.flatnonzero(comps == comp)
+        results = population_weights(
+            lib,
+            comp,
+            offs[rows],
+            g,
+            seed=payload["seed"],
+            n_batches=g.batches,
+            stars_per_batch=g.stars_per_population // g.batches,
+            t_max=payload["t_max"],
+        )
+        for r, res in zip(rows, results):
+            wb[r] = res.weight_batch
+            for k in FRACTIONS:
+                frac[k][r] = getattr(res, k)
+            n_sampled[r] = res.n_sampled
+    coords = {
+        "population": np.arange(start, stop),
+        "component": ("population", comps),
+        "feh_offset": ("population", offs),
+    }
+    return xr.Dataset(
+        {
+            "weight": (("population", "model"), wb.mean(axis=1)),
+            "weight_batch": (("population", "batch", "model"), wb.astype(np.float32)),
+            **{k: (("population",), v) for k, v in frac.items()},
+            "n_sampled": (("population",), n_sampled),
+        },
+        coords=coords,
+    )
+
+
+def _template_coords(store) -> xr.Dataset:
+    from tasks.stages.yields import MissingInputError
+
+    tpl = cstore.open_group_if_exists(store, "templates")
+    if tpl is None:
+        raise MissingInputError("run the templates stage first")
+    return xr.Dataset({k: tpl[k] for k in MODEL_COORDS}).load()
+
+
+def plan(config, store, client=None) -> StagePlan:
+    """Template, one fingerprint per population, and the Monte Carlo chunk function."""
+    from tasks.kernels.population import TemplateLibrary
+
+    g = config.galaxy
+    meta = _template_coords(store)
+    library = {k: meta[k].values.astype(float) for k in ("mass_init", "metallicity", "age", "duration")}
+    lib = TemplateLibrary(**library)  # checks the library on the client, before anything is written
+    lib.check_mass_range(
+        max(g.imf.breaks[0], 0.1), min(g.imf.max_template_mass, g.imf.breaks[-1]), "galaxy.imf"
+    )
+    comps, offsets = populations(g)
+    n_pop, n_mod, n_b = comps.size, meta.sizes["model"], g.batches
+    library_key = digest(library)
+    t_max = float(config.templates.max_age)
+    common = {
+        "code": CODE_VERSION,
+        "library": library_key,
+        "imf": g.imf,
+        "neighbours": g.neighbours,
+        "z_sun": g.z_sun,
+        "stars": g.stars_per_population,
+        "batches": g.batches,
+        "seed": config.run.seed,
+        "t_max": t_max,
+    }
+    params = {c: digest(sampling_parameters(g, c)) for c in COMPONENTS}
+    rows = Fingerprinter(**common).rows(
+        component=comps, feh_offset=offsets, params=np.array([params[c] for c in comps])
+    )
+    chunk = g.population_chunk
+    template = xr.Dataset(
+        {
+            "weight": (("population", "model"), placeholder((n_pop, n_mod), (chunk, n_mod))),
+            "weight_batch": (
+                ("population", "batch", "model"),
+                placeholder((n_pop, n_b, n_mod), (chunk, n_b, n_mod), np.float32),
+            ),
+            **{k: (("population",), placeholder((n_pop,), (chunk,))) for k in FRACTIONS},
+            "n_sampled": (("population",), placeholder((n_pop,), (chunk,), np.int64)),
+        },
+        coords={
+            "population": np.arange(n_pop),
+            "component": ("population", comps),
+            "feh_offset": ("population", offsets),
+            "batch": np.arange(n_b),
+            "model": np.arange(n_mod),
+            **{k: ("model", meta[k].values) for k in MODEL_COORDS},
+        },
+    )
+    n_stars = g.stars_per_population
+    attrs = {
+        "config": {"galaxy": g.model_dump(mode="json"), "seed": config.run.seed, "t_max": t_max},
+        "stars_per_population": n_stars,
+        "estimator": "stratified in mass; batch means give the standard error",
+    }
+
+    def describe(computed) -> dict:
+        n = sum(len(k) for k in computed) * n_stars
+        return {"stars_sampled": int(n)}
+
+    return StagePlan(
+        template=template,
+        chunk=chunk,
+        row_fingerprints=rows,
+        attrs=attrs,
+        compute=compute,
+        payload={
+            "library": library,
+            "library_key": library_key,
+            "galaxy": g,
+            "component": comps,
+            "feh_offset": offsets,
+            "seed": config.run.seed,
+            "t_max": t_max,
+        },
+        notes=[f"{n_pop} populations ({int((comps == 'thin').sum())} thin-disk [Fe/H] offsets) x {n_stars:.3g} stars"],
+        describe=describe,
+    )
+
+
+STAGE = Stage(name="population", code_version=CODE_VERSION, chunk_dim="population", inputs=("templates",), plan=plan)
