@@ -161,9 +161,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     # With --json the last line of stdout is the JSON object; progress goes to stderr.
     console = Console(stderr=json_mode)
     from catalogs.stellar.mesa import MesaFormatError
+    from tasks.kernels.population import LibraryError
     from tasks.stages.yields import MissingInputError
 
-    errors = (ConfigError, StoreError, UnknownStageError, ClusterError, UserError, SchemaError, MesaFormatError, MissingInputError)
+    errors = (
+        ConfigError,
+        StoreError,
+        UnknownStageError,
+        ClusterError,
+        UserError,
+        SchemaError,
+        MesaFormatError,
+        MissingInputError,
+        LibraryError,
+    )
     try:
         if args.command == "run":
             return _cmd_run(args, console)

@@ -323,7 +323,9 @@ class Galaxy(_Section):
     R_points: Annotated[int, Field(ge=2)] = 121
     z_points: Annotated[int, Field(ge=2)] = 101
     chunk: Annotated[int, Field(ge=1)] = Field(8, description="R rows per emissivity chunk")
-    population_chunk: Annotated[int, Field(ge=1)] = Field(4, description="populations per Monte Carlo chunk")
+    population_chunk: Annotated[int, Field(ge=1)] = Field(
+        1, description="populations per Monte Carlo chunk (1: a parameter change resamples exactly the populations it touches)"
+    )
 
     @model_validator(mode="after")
     def _divisible(self) -> "Galaxy":

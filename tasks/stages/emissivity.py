@@ -49,23 +49,35 @@ def population_index(galaxy, component: np.ndarray, feh_offset: np.ndarray, R: n
     return out
 
 
-def batch_means(weight_batch: np.ndarray, luminosity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard error over batches of L_bar = weight @ L.
+def batch_means(weight: np.ndarray, weight_batch: np.ndarray, luminosity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean L_bar = weight @ L and its standard error from the spread of the batches.
 
     Parameters
     ----------
+    weight : (n_pop, n_model)
+        Templates per sampled star, all batches (float64: the mean is exact).
     weight_batch : (n_pop, n_batch, n_model)
+        The same per independent batch (float32 is plenty for their spread).
     luminosity : (n_model, ...) [TeV^-1 s^-1]
 
     Returns
     -------
     mean, stderr : (n_pop, ...) [TeV^-1 s^-1]
     """
+    from threadpoolctl import threadpool_limits
+
     n_pop, n_b, n_m = weight_batch.shape
-    flat = luminosity.reshape(n_m, -1)
-    Lb = (weight_batch.reshape(n_pop * n_b, n_m).astype(np.float64) @ flat).reshape(n_pop, n_b, -1)
-    mean = Lb.mean(axis=1)
-    err = Lb.std(axis=1, ddof=1) / np.sqrt(n_b)
+    flat = np.ascontiguousarray(luminosity.reshape(n_m, -1), np.float64)
+    mean = np.empty((n_pop, flat.shape[1]))
+    err = np.empty((n_pop, flat.shape[1]))
+    # One population at a time on one BLAS thread: the same product, summed in the same
+    # order, whichever chunk or process computes it (bit-identical cubes for any chunking
+    # and any number of workers).
+    with threadpool_limits(limits=1, user_api="blas"):
+        for p in range(n_pop):
+            mean[p] = np.asarray(weight[p], np.float64) @ flat
+            Lb = np.asarray(weight_batch[p], np.float64) @ flat
+            err[p] = Lb.std(axis=0, ddof=1) / np.sqrt(n_b)
     shape = (n_pop,) + luminosity.shape[1:]
     return mean.reshape(shape), err.reshape(shape)
 
@@ -79,7 +91,14 @@ def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
     pop = cstore.read_rows(payload["store"], "population", "population", used)
     L = cstore.read_rows(payload["store"], "yields", "model", slice(None)).luminosity
     L = L.transpose("model", "scenario", "messenger", "energy").values
-    mean_u, err_u = batch_means(pop.weight_batch.values, L)
+    bad = ~np.isfinite(L).all(axis=(1, 2, 3))
+    if bad.any():
+        # Templates without a converged profile have no yield; the population stage gave them
+        # no weight (they are not in its k-NN library), so they must not poison the product.
+        if pop.weight.values[:, bad].any():
+            raise ValueError("population weights fall on templates without a finite luminosity; rerun population")
+        L = np.where(bad[:, None, None, None], 0.0, L)
+    mean_u, err_u = batch_means(pop.weight.values, pop.weight_batch.values, L)
     where = np.searchsorted(used, index)
     mean, err = mean_u[where], err_u[where]  # (n_R, n_z, n_c, s, m, E)
     rho = component_densities(R[:, None], z[None, :], g)

@@ -18,12 +18,21 @@ import numpy as np
 import xarray as xr
 
 from cube import store as cstore
-from cube.fingerprint import Fingerprinter, digest
+from cube.fingerprint import Fingerprinter, combine, digest
 from tasks.kernels.galaxy import COMPONENTS
 from tasks.stages.base import Stage, StagePlan, placeholder
 from tasks.stages.templates import MODEL_COORDS
 
-__all__ = ["STAGE", "plan", "compute", "populations", "galaxy_grid", "thin_offsets", "sampling_parameters"]
+__all__ = [
+    "STAGE",
+    "plan",
+    "compute",
+    "populations",
+    "galaxy_grid",
+    "thin_offsets",
+    "sampling_parameters",
+    "usable_models",
+]
 
 CODE_VERSION = "population/1 imf-strata+knn-invdist-dt"
 
@@ -91,7 +100,8 @@ def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
     comps = payload["component"][start:stop]
     offs = payload["feh_offset"][start:stop]
     n = stop - start
-    wb = np.zeros((n, g.batches, lib.size))
+    usable = payload["usable"]  # template indices of the library within the cube's model axis
+    wb = np.zeros((n, g.batches, payload["n_models"]))
     frac = {k: np.zeros(n) for k in FRACTIONS}
     n_sampled = np.zeros(n, np.int64)
     for comp in dict.fromkeys(comps):
@@ -107,7 +117,7 @@ def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
             t_max=payload["t_max"],
         )
         for r, res in zip(rows, results):
-            wb[r] = res.weight_batch
+            wb[r][:, usable] = res.weight_batch
             for k in FRACTIONS:
                 frac[k][r] = getattr(res, k)
             n_sampled[r] = res.n_sampled
@@ -136,20 +146,53 @@ def _template_coords(store) -> xr.Dataset:
     return xr.Dataset({k: tpl[k] for k in MODEL_COORDS}).load()
 
 
+def usable_models(store) -> np.ndarray:
+    """True for every template whose profiles are finite (the structure model converged).
+
+    Reading the profiles costs about a second for 1e5 templates, so the mask is cached in
+    the store, keyed by the templates cube's fingerprint.
+    """
+    import os
+    from pathlib import Path
+
+    import zarr
+
+    fp = combine(e["fingerprint"] for _, e in sorted(cstore.read_ledger(store, "templates").items()))
+    path = Path(store) / "_cache" / "usable" / f"{fp}.npy"
+    try:
+        return np.load(path)
+    except (OSError, ValueError):
+        pass
+    g = zarr.open_group(os.fspath(store), path="templates", mode="r", zarr_format=3)
+    n = g["rho"].shape[0]
+    step = max(1, int(g["rho"].chunks[0]))
+    ok = np.ones(n, bool)
+    for name in ("rho", "v_conv", "column"):
+        arr = g[name]
+        for s0 in range(0, n, step * 16):
+            ok[s0 : s0 + step * 16] &= np.isfinite(arr[s0 : s0 + step * 16]).all(axis=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{os.getpid()}.tmp.npy")
+    np.save(tmp, ok)
+    os.replace(tmp, path)
+    return ok
+
+
 def plan(config, store, client=None) -> StagePlan:
     """Template, one fingerprint per population, and the Monte Carlo chunk function."""
     from tasks.kernels.population import TemplateLibrary
 
     g = config.galaxy
     meta = _template_coords(store)
-    library = {k: meta[k].values.astype(float) for k in ("mass_init", "metallicity", "age", "duration")}
+    usable = np.flatnonzero(usable_models(store))
+    library = {k: meta[k].values[usable].astype(float) for k in ("mass_init", "metallicity", "age", "duration")}
     lib = TemplateLibrary(**library)  # checks the library on the client, before anything is written
     lib.check_mass_range(
         max(g.imf.breaks[0], 0.1), min(g.imf.max_template_mass, g.imf.breaks[-1]), "galaxy.imf"
     )
     comps, offsets = populations(g)
     n_pop, n_mod, n_b = comps.size, meta.sizes["model"], g.batches
-    library_key = digest(library)
+    library_key = digest({"library": library, "usable": usable, "n_models": n_mod})
     t_max = float(config.templates.max_age)
     common = {
         "code": CODE_VERSION,
@@ -206,13 +249,20 @@ def plan(config, store, client=None) -> StagePlan:
         payload={
             "library": library,
             "library_key": library_key,
+            "usable": usable,
+            "n_models": n_mod,
             "galaxy": g,
             "component": comps,
             "feh_offset": offsets,
             "seed": config.run.seed,
             "t_max": t_max,
         },
-        notes=[f"{n_pop} populations ({int((comps == 'thin').sum())} thin-disk [Fe/H] offsets) x {n_stars:.3g} stars"],
+        notes=[f"{n_pop} populations ({int((comps == 'thin').sum())} thin-disk [Fe/H] offsets) x {n_stars:.3g} stars"]
+        + (
+            [f"{n_mod - usable.size} templates without a finite profile are left out of the k-NN library"]
+            if usable.size < n_mod
+            else []
+        ),
         describe=describe,
     )
 

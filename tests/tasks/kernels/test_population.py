@@ -1,0 +1,233 @@
+"""The population Monte Carlo against closed forms, a deterministic integral and its own error bars."""
+
+import numpy as np
+import pytest
+
+from tasks.config import Galaxy
+from tasks.kernels.population import (
+    IMF,
+    LibraryError,
+    TemplateLibrary,
+    batch_rng,
+    population_weights,
+    sample_ages,
+    strata_allocation,
+)
+from tasks.stages.emissivity import batch_means
+
+G = Galaxy()
+KROUPA = IMF((0.08, 0.5, 100.0), (1.3, 2.3))
+T_MAX = 1.4e10
+
+
+def _slope(masses, lo, hi, n_bins=12):
+    """Fitted exponent of dN/dM from a sample, between lo and hi [Msun]."""
+    edges = np.geomspace(lo, hi, n_bins + 1)
+    counts, _ = np.histogram(masses, edges)
+    centres = np.sqrt(edges[1:] * edges[:-1])
+    dndm = counts / np.diff(edges)
+    return np.polyfit(np.log(centres), np.log(dndm), 1)[0]
+
+
+def test_imf_sampler_reproduces_its_slopes_and_massive_fraction():
+    u = np.random.default_rng(3).random(2_000_000)
+    M = KROUPA.ppf(u)
+    assert M.min() >= 0.08 and M.max() <= 100.0
+    assert _slope(M, 0.09, 0.45) == pytest.approx(-1.3, abs=0.05)
+    assert _slope(M, 0.6, 20.0) == pytest.approx(-2.3, abs=0.05)
+    # PHYSICS.md / issue: 0.12% of the stars above 25 Msun
+    assert 1.0 - KROUPA.cdf(25.0) == pytest.approx(0.0012, rel=0.05)
+    assert (M > 25).mean() == pytest.approx(1.0 - KROUPA.cdf(25.0), rel=0.1)
+
+
+def test_imf_is_normalised_continuous_and_invertible():
+    m = np.geomspace(0.08, 100, 20001)
+    assert np.trapezoid(KROUPA.pdf(m), m) == pytest.approx(1.0, rel=1e-4)
+    assert KROUPA.pdf(0.5 - 1e-9) == pytest.approx(KROUPA.pdf(0.5 + 1e-9), rel=1e-6)
+    u = np.linspace(0, 1, 101)
+    np.testing.assert_allclose(KROUPA.cdf(KROUPA.ppf(u)), u, atol=1e-12)
+    # the IMF's own mean mass (the paper divides by 0.41 Msun, a present-day value)
+    assert KROUPA.mean_mass() == pytest.approx(0.574, rel=0.01)
+
+
+def test_strata_allocation_fills_every_stratum_and_none_above_the_templates():
+    lo, hi, prob, count = strata_allocation(KROUPA, [0.5, 1.0, 5.0, 30.0], 25.0, 1000, 0.5)
+    assert lo[0] == 0.08 and hi[-1] == 25.0 and count.sum() == 1000 and (count >= 1).all()
+    assert prob.sum() == pytest.approx(KROUPA.cdf(25.0))
+    assert count[-1] > 1000 * prob[-1] / prob.sum()  # rare massive stars oversampled
+
+
+def test_streams_depend_only_on_component_and_batch():
+    a = batch_rng(7, "thin", 3).random(5)
+    assert np.array_equal(a, batch_rng(7, "thin", 3).random(5))
+    assert not np.array_equal(a, batch_rng(7, "thin", 4).random(5))
+    assert not np.array_equal(a, batch_rng(7, "thick", 3).random(5))
+    assert not np.array_equal(a, batch_rng(8, "thin", 3).random(5))
+
+
+def test_age_samplers_follow_their_distributions():
+    u = np.random.default_rng(0).random(400_000)
+    thin = sample_ages("thin", G, u, T_MAX) / 1e9
+    lam, T = 0.12, 10.0
+    mean = 1 / lam - T * np.exp(-lam * T) / (1 - np.exp(-lam * T))
+    assert thin.max() <= 10.0 and thin.mean() == pytest.approx(mean, rel=0.01)
+    thick = sample_ages("thick", G, u, T_MAX) / 1e9
+    assert 0 < thick.min() and thick.max() <= 14.0
+    assert np.median(thick) == pytest.approx(11.0 - 0.04, abs=0.05)  # truncation at 14 Gyr shifts it a little
+    young = sample_ages("bulge_young", G, u, T_MAX) / 1e9
+    assert young.min() >= 2.0 and young.max() <= 5.0 and young.mean() == pytest.approx(3.5, abs=0.01)
+
+
+# A synthetic library: tracks with t_life = 1e10 (M/Msun)^-2.5 yr, four equal snapshots each.
+_M = np.array([0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 25.0])
+_Z = np.array([0.005, 0.02])
+
+
+def _synthetic_library():
+    rows = []
+    for z in _Z:
+        for m in _M:
+            life = min(1e10 * m**-2.5, T_MAX) * (1.3 if z < 0.01 else 1.0)
+            for k in range(4):
+                rows.append((m, z, (k + 0.5) / 4 * life, life / 4))
+    m, z, a, d = np.array(rows).T
+    return TemplateLibrary(m, z, a, d), m, z, a
+
+
+def _luminosities(m, a):
+    # three "energies": bright massive stars, a flat one, and an age-dependent one
+    return np.column_stack([m**2, np.ones_like(m), np.log10(a)])
+
+
+def test_library_lifetime_interpolates_its_tracks():
+    lib, *_ = _synthetic_library()
+    assert lib.lifetime(np.array([1.0]), np.array([0.02]))[0] == pytest.approx(1e10)
+    assert lib.lifetime(np.array([2.0]), np.array([0.005]))[0] == pytest.approx(1.3e10 * 2**-2.5)
+    # log-log in mass between nodes: exact for a power law
+    assert lib.lifetime(np.array([3.0]), np.array([0.02]))[0] == pytest.approx(1e10 * 3**-2.5, rel=1e-9)
+    # clipped outside the library's Z
+    assert lib.lifetime(np.array([1.0]), np.array([0.05]))[0] == pytest.approx(1e10)
+
+
+def test_neighbour_weights_are_normalised_and_favour_the_exact_template():
+    lib, m, z, a = _synthetic_library()
+    j = 45  # Z = 0.02, 1 Msun, second snapshot
+    assert (m[j], z[j]) == (1.0, 0.02)
+    idx, w = lib.neighbours(np.array([1.0, 1.3]), np.array([0.02, 0.01]), np.array([a[j], 3e9]), 10)
+    np.testing.assert_allclose(w.sum(axis=1), 1.0)
+    assert idx[0, np.argmax(w[0])] == j and w[0].max() == 1.0
+    assert (w[1] > 0).sum() == 10
+
+
+def test_unit_luminosity_gives_the_living_fraction_exactly():
+    lib, *_ = _synthetic_library()
+    (res,) = population_weights(lib, "thin", [0.0], G, seed=1, n_batches=4, stars_per_batch=5000, t_max=T_MAX)
+    assert res.weight.sum() == pytest.approx(res.yield_fraction, rel=1e-12)
+    assert res.yield_fraction + res.remnant_fraction + res.heavy_fraction == pytest.approx(1.0, rel=1e-12)
+    assert res.heavy_fraction == pytest.approx(1.0 - KROUPA.cdf(25.0), rel=1e-9)
+
+
+def _deterministic_mean(lib, L, n_m=3000, n_a=400):
+    """E[sum_j w_j L_j] over the thin disk's mass, age and metallicity, by midpoint quadrature.
+
+    Both grids are logarithmic with exact bin probabilities, so that the short lives of
+    massive stars (Myr out of 10 Gyr of ages) are resolved.
+    """
+    edges = np.geomspace(0.08, 25.0, n_m + 1)
+    M = np.sqrt(edges[1:] * edges[:-1])
+    pm = np.diff(KROUPA.cdf(edges))
+    lam, T = G.thin.age_rate, G.thin.age_max
+    a_edges = np.concatenate([[0.0], np.geomspace(1e4, T * 1e9, n_a)])
+    cdf = (1 - np.exp(-lam * a_edges / 1e9)) / (1 - np.exp(-lam * T))
+    age = np.concatenate([[0.5e4], np.sqrt(a_edges[2:] * a_edges[1:-1])])
+    pa = np.diff(cdf)
+    n_a = age.size
+    MM, AA = np.meshgrid(M, age, indexing="ij")
+    Z = np.clip(0.02 * 10 ** (0.15 - 0.04 * AA / 1e9), *lib.z_range)
+    Mq = np.maximum(MM, 0.1)
+    alive = AA < lib.lifetime(Mq.ravel(), Z.ravel()).reshape(MM.shape)
+    idx, w = lib.neighbours(Mq[alive], Z[alive], AA[alive], 10)
+    X = np.zeros(MM.shape + (L.shape[1],))
+    X[alive] = np.einsum("nk,nkc->nc", w, L[idx])
+    return np.einsum("m,a,mac->c", pm, pa, X)
+
+
+def test_monte_carlo_agrees_with_a_deterministic_integral():
+    lib, m, z, a = _synthetic_library()
+    L = _luminosities(m, a)
+    (res,) = population_weights(lib, "thin", [0.0], G, seed=5, n_batches=16, stars_per_batch=4000, t_max=T_MAX)
+    mean, err = batch_means(res.weight[None], res.weight_batch[None], L)
+    exact = _deterministic_mean(lib, L)
+    assert np.all(err[0] > 0)
+    assert np.all(np.abs(mean[0] - exact) < 3 * err[0]), (mean[0], exact, err[0])
+    assert np.all(err[0] / exact < 0.05)
+
+
+def test_standard_error_is_honest_and_falls_as_one_over_sqrt_n():
+    lib, m, z, a = _synthetic_library()
+    L = _luminosities(m, a)
+
+    def run(seed, per_batch):
+        (res,) = population_weights(lib, "thin", [0.0], G, seed=seed, n_batches=16, stars_per_batch=per_batch, t_max=T_MAX)
+        mean, err = batch_means(res.weight[None], res.weight_batch[None], L)
+        return mean[0], err[0]
+
+    small = [run(s, 250) for s in range(24)]
+    means = np.array([x[0] for x in small])
+    errs = np.array([x[1] for x in small])
+    # the quoted error matches the real scatter between independent runs
+    np.testing.assert_allclose(errs.mean(axis=0) / means.std(axis=0, ddof=1), 1.0, atol=0.35)
+    big = np.array([run(s, 4000)[1] for s in range(100, 104)])
+    ratio = errs.mean(axis=0) / big.mean(axis=0)  # 16x the stars
+    np.testing.assert_allclose(ratio, 4.0, rtol=0.3)
+
+
+def test_thin_disk_offsets_share_draws_and_move_metallicity_only():
+    lib, *_ = _synthetic_library()
+    a, b = population_weights(lib, "thin", [0.0, 0.3], G, seed=2, n_batches=2, stars_per_batch=2000, t_max=T_MAX)
+    (a1,) = population_weights(lib, "thin", [0.0], G, seed=2, n_batches=2, stars_per_batch=2000, t_max=T_MAX)
+    assert np.array_equal(a.weight_batch, a1.weight_batch)  # independent of the other offsets in the call
+    # +0.3 dex puts every star above the library's Z = 0.02 (clipped), and the same stars,
+    # now at the shorter solar-Z lifetimes, are a subset of the living ones at offset 0
+    assert b.clipped_fraction == pytest.approx(1.0) and a.clipped_fraction < 1.0
+    assert b.yield_fraction < a.yield_fraction
+
+
+def test_population_without_living_stars_weighs_nothing():
+    lib, *_ = _synthetic_library()
+    g = Galaxy(imf={"breaks": (5.0, 10.0, 25.0), "strata": [], "max_template_mass": 25.0})
+    (res,) = population_weights(lib, "bulge", [0.0], g, seed=1, n_batches=2, stars_per_batch=500, t_max=T_MAX)
+    assert res.yield_fraction == 0.0 and not res.weight.any() and np.isfinite(res.weight).all()
+
+
+def test_library_errors_are_clear():
+    with pytest.raises(LibraryError, match="empty"):
+        TemplateLibrary([], [], [], [])
+    lib, *_ = _synthetic_library()
+    with pytest.raises(LibraryError, match="0.1-25 Msun.*0.1-40"):
+        lib.check_mass_range(0.1, 40.0, "galaxy.imf")
+    lib.check_mass_range(0.1, 25.0, "galaxy.imf")
+
+
+def test_present_day_mass_function_of_disk_stars_is_steep():
+    # Real SSE lifetimes (COSMIC) at solar metallicity; thin-disk ages p(tau) ~ exp(-0.12 tau/Gyr), 0-10 Gyr.
+    from catalogs.stellar.tracks import evolve_tracks
+
+    masses = list(np.geomspace(2.0, 20.0, 12))
+    df = evolve_tracks(masses, [0.02], snapshots_per_stage={"MS": 3, "RGB": 1, "CHeB": 1, "EAGB": 1, "TPAGB": 1}, t_max_yr=T_MAX)
+    lib = TemplateLibrary(df.mass_init, df.metallicity, df.age, df.duration)
+    M = np.geomspace(3.0, 15.0, 40)
+    t_life = lib.lifetime(M, np.full(M.size, 0.02)) / 1e9
+    lam, T = G.thin.age_rate, G.thin.age_max
+    alive = (1 - np.exp(-lam * np.minimum(t_life, T))) / (1 - np.exp(-lam * T))
+    pdmf = KROUPA.pdf(M) * alive
+    slope = np.polyfit(np.log(M), np.log(pdmf), 1)[0]
+    assert -5.3 < slope < -4.0, slope
+    # and the Monte Carlo of the population sees the same: living stars from the sampler
+    g = Galaxy(imf={"strata": [3.0, 15.0]})
+    u = batch_rng(0, "thin", 0).random((2, 2_000_000))
+    lo, hi = KROUPA.cdf(3.0), KROUPA.cdf(15.0)
+    Ms = KROUPA.ppf(lo + u[0] * (hi - lo))
+    ages = sample_ages("thin", g, u[1], T_MAX)
+    living = Ms[ages < lib.lifetime(Ms, np.full(Ms.size, 0.02))]
+    assert _slope(living, 3.0, 15.0, 8) == pytest.approx(slope, abs=0.15)

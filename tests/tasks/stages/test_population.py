@@ -1,0 +1,186 @@
+"""The population and emissivity stages on a real store: units, reproducibility, reprocessing, bad input."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import cube
+from tasks.cluster import make_client
+from tasks.config import Config, load_preset
+from tasks.kernels.galaxy import COMPONENTS, PC_CM, component_densities
+from tasks.runner import run, stage_status
+from tasks.stages import STAGES
+
+
+def _config(**over) -> Config:
+    d = load_preset("quick").model_dump()
+    d["xsec"] = {
+        "E_p": {"min": 0.1, "max": 1.0e5, "per_decade": 5},
+        "energy": {"min": 0.1, "max": 1.0e3, "per_decade": 4},
+        "chunk": 16,
+    }
+    d["templates"].update(
+        masses=[0.1, 0.3, 0.8, 1.0, 1.41, 2.0, 5.0, 15.0, 25.0],
+        metallicities=[0.002, 0.02],
+        snapshots_per_stage={"MS": 3, "RGB": 2, "CHeB": 2, "EAGB": 1, "TPAGB": 1},
+        radius_points=120,
+        chunk=64,
+    )
+    d["yields"].update(chunk=64)
+    d["galaxy"].update(stars_per_population=4000, batches=4, R_points=7, z_points=4, chunk=3, population_chunk=1)
+    for path, value in over.items():
+        section, key = path.split(".", 1)
+        target = d[section]
+        *head, last = key.split(".")
+        for h in head:
+            target = target[h]
+        target[last] = value
+    return Config.model_validate(d)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    store = tmp_path_factory.mktemp("g") / "s.zarr"
+    summary = run(_config(), store, stages=["emissivity"])
+    return store, summary
+
+
+def _copy(store, tmp_path):
+    work = tmp_path / "w.zarr"
+    shutil.copytree(store, work)
+    return work
+
+
+def test_cubes_follow_their_schemas_and_count_the_stars(built):
+    store, summary = built
+    assert list(summary.stages) == ["xsec", "templates", "yields", "population", "emissivity"]
+    pop = cube.open(store, "population")
+    cube.validate(pop, "population")
+    cube.validate(cube.open(store, "emissivity"), "emissivity")
+    n_pop = pop.sizes["population"]
+    assert n_pop == 3 + 7  # bulge, bulge_young, thick + one thin population per R node
+    assert summary.stages["population"].work == {"stars_sampled": n_pop * 4000}
+    assert (pop.n_sampled.values == 4000).all()
+
+
+def test_emissivity_is_density_times_mean_luminosity(built):
+    store, _ = built
+    e = cube.open(store, "emissivity").load()
+    g = _config().galaxy
+    rho = component_densities(e.R.values[:, None], e.z.values[None, :], g)
+    n = np.stack([rho[c] for c in COMPONENTS], -1) / 0.41
+    np.testing.assert_allclose(e.n_stars_component.values, n, rtol=1e-12)
+    np.testing.assert_allclose(e.n_stars.values, n.sum(-1), rtol=1e-12)
+    q_c = e.n_stars_component / PC_CM**3 * e.luminosity_mean
+    np.testing.assert_allclose(e.emissivity_component, q_c.transpose(*e.emissivity_component.dims), rtol=1e-12)
+    np.testing.assert_allclose(e.emissivity, e.emissivity_component.sum("component"), rtol=1e-12)
+    assert np.isfinite(e.emissivity).all() and (e.emissivity >= 0).all()
+    assert (e.emissivity.sel(messenger="nu") > 0).all()
+    # a standard error that is real: positive where there is emission, below the mean
+    err, mean = e.luminosity_mean_stderr, e.luminosity_mean
+    assert ((err > 0) | (mean == 0)).all() and (err < mean).where(mean > 0, True).all()
+    assert (e.emissivity_stderr <= e.emissivity).all()
+
+
+def test_mean_luminosity_is_the_weights_times_the_yields(built):
+    # L_bar = weights @ L(model): the product the stage does, checked with xarray's own dot
+    store, _ = built
+    pop = cube.open(store, "population").load()
+    L = cube.open(store, "yields").luminosity.load()
+    e = cube.open(store, "emissivity").load()
+    thick = int(np.flatnonzero(pop.component.values.astype(str) == "thick")[0])
+    direct = xr.dot(pop.weight.isel(population=thick), L, dim="model")
+    got = e.luminosity_mean.sel(component="thick").isel(R=0, z=0)
+    np.testing.assert_allclose(got.transpose(*direct.dims), direct, rtol=1e-9)
+    # the thin population of each R is the one with that R's metallicity offset
+    off = _config().galaxy.thin.feh_R_slope * (e.R.values - 8.5)
+    thin = pop.feh_offset.values[pop.component.values.astype(str) == "thin"]
+    np.testing.assert_allclose(np.sort(thin), np.sort(off), atol=1e-9)
+
+
+def test_workers_and_chunkings_give_identical_cubes(built, tmp_path):
+    store, _ = built
+    other = _copy(store, tmp_path)
+    for g in ("population", "emissivity"):
+        shutil.rmtree(other / g)
+        shutil.rmtree(other / "_ledger" / g)
+    rechunked = _config(**{"galaxy.population_chunk": 4, "galaxy.chunk": 2})
+    with make_client("local", 2) as client:
+        run(rechunked, other, client=client, stages=["emissivity"])
+    for g in ("population", "emissivity"):
+        a = cube.open(store, g).load()
+        b = cube.open(other, g).load()
+        for v in a.data_vars:
+            assert np.array_equal(a[v].values, b[v].values), (g, v)
+
+
+def test_a_yields_change_samples_no_star(built, tmp_path):
+    work = _copy(built[0], tmp_path)
+    res = run(_config(**{"mirroring.f_B_high": 0.5}), work, stages=["emissivity"]).stages
+    assert res["population"].chunks_computed == 0 and res["population"].work == {"stars_sampled": 0}
+    assert 0 < res["yields"].chunks_computed
+    assert res["emissivity"].chunks_computed == res["emissivity"].chunks_total
+    before = cube.open(built[0], "emissivity").load()
+    after = cube.open(work, "emissivity").load()
+    sel = dict(scenario="mirroring", messenger="gamma")
+    assert not np.array_equal(before.emissivity.sel(**sel), after.emissivity.sel(**sel))
+    np.testing.assert_array_equal(before.emissivity.sel(scenario="ballistic"), after.emissivity.sel(scenario="ballistic"))
+
+
+def test_a_thick_disk_change_resamples_the_thick_disk_only(built, tmp_path):
+    work = _copy(built[0], tmp_path)
+    cfg = _config(**{"galaxy.thick.age_mean": 10.0})
+    assert stage_status(STAGES["population"], cfg, work)["chunks_stale"] == 1
+    res = run(cfg, work, stages=["emissivity"]).stages
+    assert res["population"].chunks_computed == 1 and res["population"].work == {"stars_sampled": 4000}
+    a, b = cube.open(built[0], "population").load(), cube.open(work, "population").load()
+    changed = [str(c) for c, x, y in zip(a.component.values, a.weight.values, b.weight.values) if not np.array_equal(x, y)]
+    assert changed == ["thick"]
+
+
+def test_a_density_change_resamples_nothing(built, tmp_path):
+    work = _copy(built[0], tmp_path)
+    res = run(_config(**{"galaxy.thin.R_d": 2.6}), work, stages=["emissivity"]).stages
+    assert res["population"].chunks_computed == 0
+    assert res["emissivity"].chunks_computed == res["emissivity"].chunks_total
+
+
+def test_library_without_the_sampled_masses_is_one_error_and_nothing_is_written(tmp_path):
+    store = tmp_path / "s.zarr"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "preset: quick\ntemplates:\n  masses: [1.0, 2.0]\n  metallicities: [0.02]\n"
+        "  snapshots_per_stage: {MS: 2, RGB: 1, CHeB: 1, EAGB: 1, TPAGB: 1}\n"
+        "galaxy:\n  stars_per_population: 1000\n  batches: 4\n"
+    )
+    cmd = [sys.executable, "-m", "tasks.cli", "run", "--config", str(cfg), "--store", str(store), "--cluster", "sync"]
+    r = subprocess.run(cmd + ["--stages", "population"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "1-2 Msun" in r.stderr and "max_template_mass" in r.stderr
+    assert not (store / "population").exists()
+
+
+def test_json_summary_and_status_report_the_galaxy_stages(built, tmp_path):
+    work = _copy(built[0], tmp_path)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(json.dumps(json.loads(_config().model_dump_json())))
+    r = subprocess.run(
+        [sys.executable, "-m", "tasks.cli", "run", "--config", str(cfg), "--store", str(work), "--cluster", "sync", "--json"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["stages"]["population"] == {"chunks_total": 10, "chunks_computed": 0, "seconds": out["stages"]["population"]["seconds"], "stars_sampled": 0}
+    assert out["stages"]["emissivity"]["chunks_computed"] == 0
+    st = subprocess.run(
+        [sys.executable, "-m", "tasks.cli", "status", "--config", str(cfg), "--store", str(work), "--json"],
+        capture_output=True, text=True, timeout=300,
+    )
+    stages = json.loads(st.stdout)["stages"]
+    assert stages["population"] == {"chunks_total": 10, "chunks_stale": 0}
+    assert stages["emissivity"] == {"chunks_total": 3, "chunks_stale": 0}
