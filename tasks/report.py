@@ -88,7 +88,7 @@ def report(store, json_mode: bool = False, console: Console | None = None) -> in
     result = {
         "store": str(store),
         "sun": sun,
-        "not_built_yet": ["galactic population (emissivity)", "sky maps", "regional spectra"],
+        "not_built_yet": ["sky maps", "regional spectra"],
     }
     if json_mode:
         print(json.dumps(result))

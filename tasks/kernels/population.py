@@ -8,6 +8,8 @@ shares it.
 
 For each sampled star: a mass from the broken power-law IMF (stratified in mass, see
 below), an age and [Fe/H] from its component, Z = Z_sun 10^[Fe/H] clipped to the library.
+Ages are drawn below an upper bound of the star's lifetime and the star carries the
+probability of that bound (importance sampling that wastes no star on a certain remnant).
 A star is *yield-bearing* if it is at most ``max_template_mass`` and younger than its
 lifetime t_life(M, Z), interpolated from the template tracks; remnants and heavier stars
 count in N with zero yield.  A yield-bearing star takes the K nearest templates in
@@ -42,6 +44,7 @@ __all__ = [
     "LibraryError",
     "strata_allocation",
     "sample_ages",
+    "age_cdf",
     "sample_feh",
     "batch_rng",
     "PopulationResult",
@@ -195,6 +198,27 @@ def sample_ages(component: str, galaxy, u: np.ndarray, t_max: float) -> np.ndarr
     raise ValueError(f"unknown component {component!r}")
 
 
+def age_cdf(component: str, galaxy, t: ArrayLike, t_max: float) -> np.ndarray:
+    """Fraction of a component's stars younger than ``t`` [yr] (the CDF behind :func:`sample_ages`)."""
+    t = np.asarray(t, float)
+    if component == "thin":
+        lam, T = galaxy.thin.age_rate, galaxy.thin.age_max
+        x = np.clip(t / GYR, 0.0, T)
+        return -np.expm1(-lam * x) / -np.expm1(-lam * T)
+    if component == "thick":
+        from scipy.special import ndtr
+
+        mu, sig = galaxy.thick.age_mean, galaxy.thick.age_sigma
+        a, b = ndtr((0.0 - mu) / sig), ndtr((t_max / GYR - mu) / sig)
+        return np.clip((ndtr((t / GYR - mu) / sig) - a) / (b - a), 0.0, 1.0)
+    if component == "bulge":
+        return (t > galaxy.bulge.age * GYR).astype(float)
+    if component == "bulge_young":
+        lo, hi = galaxy.bulge.young_ages
+        return np.clip((t / GYR - lo) / (hi - lo), 0.0, 1.0)
+    raise ValueError(f"unknown component {component!r}")
+
+
 def sample_feh(component: str, galaxy, u: np.ndarray, age: np.ndarray, offset: float) -> np.ndarray:
     """[Fe/H] of a component's stars; ``offset`` is the thin disk's position term (dex)."""
     if component == "thin":
@@ -260,6 +284,8 @@ class TemplateLibrary:
             masses = np.unique(m[sel])
             t = np.array([end[sel & (m == mk)].max() for mk in masses])
             self._tracks.append((np.log10(masses), np.log10(t)))
+        self._bound_m = np.unique(np.concatenate([xm for xm, _ in self._tracks]))
+        self._bound_t = np.max([np.interp(self._bound_m, xm, yt) for xm, yt in self._tracks], axis=0)
 
     def lifetime(self, M: ArrayLike, Z: ArrayLike) -> np.ndarray:
         """Lifetime [yr] of stars of initial mass ``M`` [Msun] and metallicity ``Z`` (clipped to the library)."""
@@ -277,6 +303,14 @@ class TemplateLibrary:
             hi = np.interp(lm[sel], *self._tracks[jj + 1])
             out[sel] = (1.0 - f[sel]) * lo + f[sel] * hi
         return 10.0 ** out
+
+    def lifetime_bound(self, M: ArrayLike) -> np.ndarray:
+        """An upper bound [yr] of :meth:`lifetime` over every metallicity, at initial mass ``M``.
+
+        Every track's log t_life is linear between the union of all track masses, so the
+        chord of their maximum there bounds each of them (and their interpolation in log Z).
+        """
+        return 10.0 ** np.interp(np.log10(np.asarray(M, float)), self._bound_m, self._bound_t)
 
     def neighbours(self, M: ArrayLike, Z: ArrayLike, age: ArrayLike, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Indices (n, k) of the K nearest templates and their weights Delta t / distance, normalised per star.
@@ -394,16 +428,22 @@ def population_weights(
         u_age = rng.random(stars_per_batch)
         u_feh = rng.random(stars_per_batch)
         M = imf.ppf(c_lo + u_mass * (c_hi - c_lo))
-        age = sample_ages(component, galaxy, u_age, t_max)
         Mq = np.maximum(M, m_floor)  # 0.08-0.1 Msun stars take the lightest templates
+        # Ages are drawn below a bound of the star's lifetime and the star carries the
+        # probability of that bound: no sample is spent on a certain remnant (a thin-disk
+        # 20 Msun star lives 0.1% of the disk's age), and the estimator stays unbiased.
+        p_young = age_cdf(component, galaxy, library.lifetime_bound(Mq), t_max)
+        age = sample_ages(component, galaxy, u_age * p_young, t_max)
+        weight = scale * p_young
         for j, off in enumerate(offsets):
             Z_raw = galaxy.z_sun * 10.0 ** sample_feh(component, galaxy, u_feh, age, off)
             Z = np.clip(Z_raw, z_lo, z_hi)
             clipped = (Z != Z_raw).astype(float)
-            alive = age < library.lifetime(Mq, Z)
+            alive = (p_young > 0) & (age < library.lifetime(Mq, Z))
             idx, w = library.neighbours(Mq[alive], Z[alive], age[alive], galaxy.neighbours)
-            W[j, b] = np.bincount(idx.ravel(), weights=(w * scale[alive, None]).ravel(), minlength=n_models)
-            stats[j] += [scale[alive].sum(), scale[~alive].sum(), scale @ clipped / p_total]
+            W[j, b] = np.bincount(idx.ravel(), weights=(w * weight[alive, None]).ravel(), minlength=n_models)
+            living = weight[alive].sum()
+            stats[j] += [living, p_total - living, scale @ clipped / p_total]
     out = []
     for j in range(len(offsets)):
         y, r, c = stats[j] / n_batches

@@ -37,6 +37,10 @@ def test_run_json_summary_and_rerun(tmp_path):
         ("sky:\n  nside: 12\n", "sky.nside: Value error, nside must be a power of two"),
         ("xsec:\n  chunkz: 1\n", "xsec.chunkz: unknown key"),
         ("xsec:\n  chunk: lots\n", "xsec.chunk: Input should be a valid integer"),
+        ("galaxy:\n  thin:\n    sigma0: 0\n", "galaxy.thin.sigma0: Input should be greater than 0"),
+        ("galaxy:\n  bulge:\n    r0: -75\n", "galaxy.bulge.r0: Input should be greater than 0"),
+        ("galaxy:\n  stars_per_population: 1001\n  batches: 4\n", "must be a multiple of batches"),
+        ("mirroring:\n  calibration: -2\n", "mirroring.calibration"),
     ],
 )
 def test_bad_config_exits_nonzero_with_one_message(tmp_path, yaml_text, fragment):
