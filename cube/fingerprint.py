@@ -164,18 +164,21 @@ def fingerprint(**parts: Any) -> str:
 
 def _column_records(values: Any, n: int) -> np.ndarray:
     """One fixed-width byte record per row, shape ``(n, width)`` uint8, for one column."""
-    a = np.asarray(values)
-    if a.ndim == 0:
-        raise ValueError("a per-row column must be one-dimensional")
-    if len(a) != n:
-        raise ValueError(f"per-row columns differ in length ({len(a)} != {n})")
+    if len(values) != n:
+        raise ValueError(f"per-row columns differ in length ({len(values)} != {n})")
+    try:
+        a = np.asarray(values)
+    except ValueError:  # rows of different shapes: hashed one by one below
+        a = np.empty(n, object)
+        for i, v in enumerate(values):
+            a[i] = v
     canon = _canonical_array(a) if a.ndim == 1 else None
     if canon is not None:
         _, arr = canon
         return arr.view(np.uint8).reshape(n, arr.itemsize)
     # Strings, None and nested values: hash each distinct value once (libraries repeat
     # few labels), then use its 32-byte digest as the record.
-    flat = a.tolist() if a.dtype.kind in "US" else list(values)
+    flat = a.tolist() if a.dtype.kind in "US" else [values[i] for i in range(n)]
     cache: dict[tuple, bytes] = {}
     out = np.empty((n, 32), np.uint8)
     for i, v in enumerate(flat):

@@ -57,6 +57,7 @@ class GroupSchema:
     data_vars: Mapping[str, VarSpec]
     coords: Mapping[str, VarSpec]
     required_attrs: tuple[str, ...] = field(default=("config", "code_version"))
+    optional: tuple[str, ...] = ()  # variables, coordinates and dims that may be absent
 
 
 _MODEL_COORDS = {
@@ -239,7 +240,7 @@ SCHEMAS: Mapping[str, GroupSchema] = _freeze(
         ),
         "sky": GroupSchema(
             name="sky",
-            dims=("pixel", "scenario", "messenger", "energy"),
+            dims=("pixel", "component", "scenario", "messenger", "energy"),
             chunk_dim="pixel",
             data_vars=_freeze(
                 {
@@ -248,6 +249,16 @@ SCHEMAS: Mapping[str, GroupSchema] = _freeze(
                         "TeV^-1 cm^-2 s^-1 sr^-1",
                         "diffuse intensity",
                     ),
+                    "intensity_stderr": VarSpec(
+                        ("pixel", "scenario", "messenger", "energy"),
+                        "TeV^-1 cm^-2 s^-1 sr^-1",
+                        "Monte Carlo standard error of the diffuse intensity",
+                    ),
+                    "intensity_component": VarSpec(
+                        ("pixel", "component", "scenario", "messenger", "energy"),
+                        "TeV^-1 cm^-2 s^-1 sr^-1",
+                        "diffuse intensity of each Galactic component (sky.components: true)",
+                    ),
                 }
             ),
             coords=_freeze(
@@ -255,12 +266,14 @@ SCHEMAS: Mapping[str, GroupSchema] = _freeze(
                     "pixel": VarSpec(("pixel",), "", "HEALPix RING index, Galactic frame"),
                     "l": VarSpec(("pixel",), "deg", "Galactic longitude of the pixel centre"),
                     "b": VarSpec(("pixel",), "deg", "Galactic latitude of the pixel centre"),
+                    "component": VarSpec(("component",), "", "Galactic component"),
                     "scenario": _SCENARIO,
                     "messenger": _MESSENGER,
                     "energy": _ENERGY,
                 }
             ),
             required_attrs=("config", "code_version", "nside", "ordering", "coordsys"),
+            optional=("intensity_component", "component"),
         ),
         "sed": GroupSchema(
             name="sed",
@@ -272,6 +285,11 @@ SCHEMAS: Mapping[str, GroupSchema] = _freeze(
                         ("region", "scenario", "messenger", "energy"),
                         "TeV^-1 cm^-2 s^-1 sr^-1",
                         "solid-angle weighted mean intensity",
+                    ),
+                    "mean_intensity_stderr": VarSpec(
+                        ("region", "scenario", "messenger", "energy"),
+                        "TeV^-1 cm^-2 s^-1 sr^-1",
+                        "Monte Carlo standard error of the mean intensity",
                     ),
                     "flux": VarSpec(
                         ("region", "scenario", "messenger", "energy"),
@@ -325,7 +343,8 @@ def validate(ds: xr.Dataset, group: str, *, check_attrs: bool = True) -> None:
     for name, spec in list(schema.data_vars.items()) + list(schema.coords.items()):
         is_coord = name in schema.coords
         if name not in ds.variables:
-            problems.append(f"{'coordinate' if is_coord else 'variable'} {name!r} is missing")
+            if name not in schema.optional:
+                problems.append(f"{'coordinate' if is_coord else 'variable'} {name!r} is missing")
             continue
         var = ds.variables[name]
         if tuple(var.dims) != spec.dims:
@@ -339,7 +358,7 @@ def validate(ds: xr.Dataset, group: str, *, check_attrs: bool = True) -> None:
     extra = set(ds.data_vars) - set(schema.data_vars)
     if extra:
         problems.append(f"unexpected variables {sorted(extra)}")
-    if set(ds.dims) != set(schema.dims):
+    if set(ds.dims) - set(schema.optional) != set(schema.dims) - set(schema.optional) or not set(ds.dims) <= set(schema.dims):
         problems.append(f"dims are {sorted(ds.dims)}, expected {sorted(schema.dims)}")
     if check_attrs:
         for attr in schema.required_attrs:

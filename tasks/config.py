@@ -336,14 +336,58 @@ class Galaxy(_Section):
         return self
 
 
+class Region(_Section):
+    """A box in Galactic coordinates [deg]; ``l = [min, max]`` with min > max wraps through l = 0."""
+
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    l: tuple[float, float]
+    b: tuple[float, float]
+
+    @model_validator(mode="after")
+    def _box(self) -> "Region":
+        lo, hi = self.b
+        if not (-90.0 <= lo < hi <= 90.0):
+            raise ValueError(f"region {self.name!r}: b must be [min, max] within [-90, 90] with min < max, got {list(self.b)}")
+        if self.l[0] == self.l[1]:
+            raise ValueError(f"region {self.name!r}: l_min == l_max ({self.l[0]}) is an empty box; use [0, 360] for all longitudes")
+        if not all(-360.0 <= x <= 360.0 for x in self.l):
+            raise ValueError(f"region {self.name!r}: l values must lie within [-360, 360] degrees, got {list(self.l)}")
+        return self
+
+
 class Sky(_Section):
-    """Line-of-sight integration and HEALPix maps, PHYSICS.md P7."""
+    """Line-of-sight integration, HEALPix maps and region spectra, PHYSICS.md P7."""
 
     nside: Annotated[int, Field(ge=1, le=8192)] = 256
     z_observer: float = Field(0.0, description="[kpc] [choice]")
-    steps: Annotated[int, Field(ge=16)] = 800
-    cmb_attenuation: bool = Field(False, description="[choice, beyond the paper]")
-    chunk: Annotated[int, Field(ge=1)] = 12288
+    steps: Annotated[int, Field(ge=16)] = Field(800, description="Gauss-Legendre nodes per line of sight")
+    cmb_attenuation: bool = Field(False, description="[choice, beyond the paper] not built yet: must stay false")
+    components: bool = Field(False, description="also store a map per Galactic component (4x the size)")
+    chunk: Annotated[int, Field(ge=1)] = Field(12288, description="pixels per chunk")
+    regions: list[Region] = Field(default_factory=list, description="user regions, besides the built-in ones")
+    region_dl: Annotated[float, Field(gt=0, le=10)] = Field(
+        0.5, description="[deg] longitude spacing of the region quadrature (midpoints)"
+    )
+    region_b_nodes: Annotated[int, Field(ge=2, le=64)] = Field(
+        8, description="Gauss-Legendre nodes in sin b per latitude band of the region quadrature"
+    )
+
+    @field_validator("cmb_attenuation")
+    @classmethod
+    def _no_cmb(cls, v: bool) -> bool:
+        if v:
+            raise ValueError("CMB attenuation is not built yet in this version; set it to false")
+        return v
+
+    @model_validator(mode="after")
+    def _unique_regions(self) -> "Sky":
+        from tasks.kernels.regions import BUILTIN_REGIONS
+
+        names = [r.name for r in self.regions]
+        clash = sorted({n for n in names if names.count(n) > 1 or n in BUILTIN_REGIONS})
+        if clash:
+            raise ValueError(f"region names must be unique and differ from the built-in ones: {', '.join(clash)}")
+        return self
 
     @field_validator("nside")
     @classmethod

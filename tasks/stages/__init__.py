@@ -7,6 +7,8 @@ from typing import Iterable
 from tasks.stages.base import Stage, StagePlan
 from tasks.stages.emissivity import STAGE as EMISSIVITY
 from tasks.stages.population import STAGE as POPULATION
+from tasks.stages.sed import STAGE as SED
+from tasks.stages.sky import STAGE as SKY
 from tasks.stages.templates import STAGE as TEMPLATES
 from tasks.stages.xsec import STAGE as XSEC
 from tasks.stages.yields import STAGE as YIELDS
@@ -22,7 +24,7 @@ UPSTREAM = {
     "population": ("templates",),
     "emissivity": ("yields", "population"),
     "sky": ("emissivity",),
-    "sed": ("sky",),
+    "sed": ("emissivity",),
 }
 
 STAGES: dict[str, Stage | None] = {name: None for name in ORDER}
@@ -31,6 +33,8 @@ STAGES["templates"] = TEMPLATES
 STAGES["yields"] = YIELDS
 STAGES["population"] = POPULATION
 STAGES["emissivity"] = EMISSIVITY
+STAGES["sky"] = SKY
+STAGES["sed"] = SED
 
 
 class UnknownStageError(ValueError):

@@ -34,7 +34,7 @@ __all__ = [
     "usable_models",
 ]
 
-CODE_VERSION = "population/1 imf-strata+knn-invdist-dt"
+CODE_VERSION = "population/2 imf-strata+age-below-lifetime+knn-invdist-dt"
 
 #: Per-population variables written by the chunk function, besides the weights.
 FRACTIONS = ("yield_fraction", "remnant_fraction", "heavy_fraction", "clipped_fraction")

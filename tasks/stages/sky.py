@@ -1,0 +1,234 @@
+"""The ``sky`` stage: all-sky HEALPix maps of the intensity, chunked along ``pixel`` (PHYSICS.md P7).
+
+I(l, b, E) = (1 / 4 pi) integral n_c(R, z) L_bar_c(R, z, E) ds summed over the Galactic
+components c.  The densities n_c are evaluated analytically at every quadrature node (so the
+thin disk's exponential profile and the bulge's cusp are exact, not interpolated); L_bar_c,
+which varies slowly (for the thin disk, with the metallicity gradient in R), is interpolated
+linearly on the emissivity grid.  The geometry is therefore a small linear operator per
+component, computed once per pixel block and applied to every energy, scenario and
+messenger at once:
+
+* bulge, bulge_young, thick: one column per pixel (L_bar_c is the same everywhere);
+* thin: a (pixels x R nodes) matrix, or (pixels x cells) sparse when ``feh_z_slope`` != 0.
+
+The Monte Carlo error is propagated the same way: linearly within the thin disk (its
+populations share their random numbers) and in quadrature between components (independent
+streams).  HEALPix RING ordering, Galactic frame; fingerprints are per chunk (pixels of a
+map share every input but their direction).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from cube import store as cstore
+from cube.fingerprint import Fingerprinter, combine
+from tasks.kernels.galaxy import COMPONENTS, PC_CM, component_densities
+from tasks.kernels.los import KPC_CM, interp_weights, ray_nodes
+from tasks.stages.base import Stage, StagePlan, placeholder
+
+__all__ = ["STAGE", "plan", "compute", "galaxy_intensity", "emissivity_inputs", "component_modes"]
+
+CODE_VERSION = "sky/1 gl-los analytic-density"
+SCENARIOS = ("ballistic", "mirroring")
+MESSENGERS = ("gamma", "nu")
+BLOCK = 1024  # rays per block: bounds memory (steps x BLOCK x a few arrays)
+
+_LBAR_CACHE: dict = {}
+
+
+def component_modes(galaxy) -> dict[str, str]:
+    """How L_bar of each component varies on the grid: ``const``, ``R`` or ``Rz``."""
+    thin = "Rz" if galaxy.thin.feh_z_slope != 0 else "R"
+    return {c: (thin if c == "thin" else "const") for c in COMPONENTS}
+
+
+def emissivity_inputs(store, key: str, modes: dict[str, str]) -> dict:
+    """L_bar_c and its standard error from the emissivity cube, in the shape each mode needs.
+
+    Read once per worker process (cached by the emissivity cube's fingerprint ``key``).
+    """
+    got = _LBAR_CACHE.get(key)
+    if got is not None:
+        return got
+    e = cstore.read_rows(store, "emissivity", "R", slice(None))
+    out = {"R": e.R.values, "z": e.z.values, "energy": e.energy.values}
+    for c in COMPONENTS:
+        L = e.luminosity_mean.sel(component=c).transpose("R", "z", "scenario", "messenger", "energy").values
+        S = e.luminosity_mean_stderr.sel(component=c).transpose("R", "z", "scenario", "messenger", "energy").values
+        flat = lambda a: a.reshape(a.shape[0], a.shape[1], -1)  # noqa: E731
+        if modes[c] == "const":
+            out[c] = (flat(L)[0, 0], flat(S)[0, 0])
+        elif modes[c] == "R":
+            out[c] = (flat(L)[:, 0], flat(S)[:, 0])
+        else:
+            n = L.shape[0] * L.shape[1]
+            out[c] = (flat(L).reshape(n, -1), flat(S).reshape(n, -1))
+    _LBAR_CACHE.clear()
+    _LBAR_CACHE[key] = out
+    return out
+
+
+def galaxy_intensity(l_deg, b_deg, payload: dict, lbar: dict, per_component: bool = False):
+    """Intensity, its Monte Carlo error and optionally per-component maps for directions (l, b).
+
+    Returns arrays (n, 2 * 2 * n_E) [TeV^-1 cm^-2 s^-1 sr^-1] in (scenario, messenger,
+    energy) order: ``I``, ``err`` and, if asked, ``I_c`` of shape (n, 4, 2 * 2 * n_E).
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):  # the same sums in every process
+        return _galaxy_intensity(np.asarray(l_deg, float), np.asarray(b_deg, float), payload, lbar, per_component)
+
+
+def _galaxy_intensity(l_deg, b_deg, payload, lbar, per_component):
+    g = payload["galaxy"]
+    R_grid, z_grid = lbar["R"], lbar["z"]
+    n = len(l_deg)
+    k = lbar[COMPONENTS[0]][0].shape[-1]
+    I_c = np.zeros((n, len(COMPONENTS), k))
+    var = np.zeros((n, k))
+    for s0 in range(0, n, BLOCK):
+        sl = slice(s0, min(s0 + BLOCK, n))
+        rays = ray_nodes(l_deg[sl], b_deg[sl], g.R_sun, payload["z_obs"], g.R_max, g.z_max, payload["steps"])
+        zabs = np.abs(rays.z)
+        dens = component_densities(rays.R, zabs, g)
+        unit = KPC_CM / (4.0 * np.pi) / g.mean_stellar_mass / PC_CM**3  # w [kpc], n [Msun pc^-3]
+        m = rays.R.shape[0]
+        for ci, c in enumerate(COMPONENTS):
+            L, S = lbar[c]
+            wn = rays.w * dens[c] * unit  # (m, nodes)
+            mode = payload["modes"][c]
+            if mode == "const":
+                col = wn.sum(axis=1)
+                I_c[sl, ci] = col[:, None] * L[None, :]
+                err = col[:, None] * S[None, :]
+            elif mode == "R":
+                i, t = interp_weights(rays.R, R_grid)
+                rows = np.repeat(np.arange(m), rays.R.shape[1])
+                nR = len(R_grid)
+                A = np.bincount(rows * nR + i.ravel(), weights=(wn * (1 - t)).ravel(), minlength=m * nR)
+                A += np.bincount(rows * nR + i.ravel() + 1, weights=(wn * t).ravel(), minlength=m * nR)
+                A = A.reshape(m, nR)
+                I_c[sl, ci] = A @ L
+                err = A @ S  # thin populations share their random numbers: errors add linearly
+            else:
+                from scipy.sparse import csr_matrix
+
+                i, t = interp_weights(rays.R, R_grid)
+                j, u = interp_weights(zabs, z_grid)
+                nz = len(z_grid)
+                rows = np.repeat(np.arange(m), rays.R.shape[1])
+                data, cols = [], []
+                for di, wi in ((0, 1 - t), (1, t)):
+                    for dj, wj in ((0, 1 - u), (1, u)):
+                        data.append((wn * wi * wj).ravel())
+                        cols.append(((i + di) * nz + (j + dj)).ravel())
+                A = csr_matrix((np.concatenate(data), (np.tile(rows, 4), np.concatenate(cols))), shape=(m, len(R_grid) * nz))
+                I_c[sl, ci] = A @ L
+                err = A @ S
+            var[sl] += err**2
+    I = I_c.sum(axis=1)
+    return (I, np.sqrt(var), I_c) if per_component else (I, np.sqrt(var))
+
+
+def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
+    """Intensity maps of pixels ``[start, stop)`` [TeV^-1 cm^-2 s^-1 sr^-1]."""
+    import healpy as hp
+
+    lbar = emissivity_inputs(payload["store"], payload["emissivity_key"], payload["modes"])
+    pix = np.arange(start, stop)
+    l, b = hp.pix2ang(payload["nside"], pix, lonlat=True)
+    n_E = len(lbar["energy"])
+    shape = (stop - start, 2, 2, n_E)
+    res = galaxy_intensity(l, b, payload, lbar, per_component=payload["components"])
+    dims = ("pixel", "scenario", "messenger", "energy")
+    data = {"intensity": (dims, res[0].reshape(shape)), "intensity_stderr": (dims, res[1].reshape(shape))}
+    if payload["components"]:
+        data["intensity_component"] = (
+            ("pixel", "component", "scenario", "messenger", "energy"),
+            res[2].reshape((stop - start, len(COMPONENTS), 2, 2, n_E)),
+        )
+    return xr.Dataset(data, coords={"pixel": pix})
+
+
+def upstream_key(store) -> str:
+    """Fingerprint of the whole emissivity cube (what every sky and sed chunk reads)."""
+    from tasks.stages.yields import MissingInputError
+
+    led = cstore.read_ledger(store, "emissivity")
+    if not led or cstore.open_group_if_exists(store, "emissivity") is None:
+        raise MissingInputError("run the emissivity stage first")
+    return combine(e["fingerprint"] for _, e in sorted(led.items()))
+
+
+def los_settings(config) -> dict:
+    """Everything a line of sight depends on besides the emissivity cube."""
+    g, s = config.galaxy, config.sky
+    return {
+        "R_sun": g.R_sun,
+        "z_obs": s.z_observer,
+        "R_max": g.R_max,
+        "z_max": g.z_max,
+        "steps": s.steps,
+        "modes": component_modes(g),
+        "density": {
+            "bulge": g.bulge.model_dump(include={"rho0", "q", "alpha", "r0", "r_cut", "young_fraction", "young_R", "young_abs_z"}),
+            "thin": g.thin.model_dump(include={"sigma0", "z_d", "R_d"}),
+            "thick": g.thick.model_dump(include={"sigma0", "z_d", "R_d"}),
+            "mean_stellar_mass": g.mean_stellar_mass,
+        },
+    }
+
+
+def plan(config, store, client=None) -> StagePlan:
+    """Template (pixels with l, b), chunk fingerprints and the map's chunk function."""
+    import healpy as hp
+
+    s = config.sky
+    key = upstream_key(store)
+    e = cstore.open_group_if_exists(store, "emissivity")
+    energy = e.energy.values
+    n_pix = hp.nside2npix(s.nside)
+    pix = np.arange(n_pix)
+    l, b = hp.pix2ang(s.nside, pix, lonlat=True)
+    chunk = min(s.chunk, n_pix)
+    full = (n_pix, 2, 2, energy.size)
+    dims = ("pixel", "scenario", "messenger", "energy")
+    data = {
+        "intensity": (dims, placeholder(full, (chunk,) + full[1:])),
+        "intensity_stderr": (dims, placeholder(full, (chunk,) + full[1:])),
+    }
+    coords = {"pixel": pix, "l": ("pixel", l), "b": ("pixel", b), "scenario": list(SCENARIOS), "messenger": list(MESSENGERS), "energy": energy}
+    if s.components:
+        comp = (n_pix, len(COMPONENTS), 2, 2, energy.size)
+        data["intensity_component"] = (("pixel", "component", *dims[1:]), placeholder(comp, (chunk,) + comp[1:]))
+        coords["component"] = list(COMPONENTS)
+    settings = los_settings(config)
+    fp = Fingerprinter(code=CODE_VERSION, emissivity=key, los=settings, nside=s.nside, components=s.components)
+    return StagePlan(
+        template=xr.Dataset(data, coords=coords),
+        chunk=chunk,
+        row_fingerprints=None,
+        chunk_fingerprint=fp.chunk,
+        attrs={
+            "config": {"sky": s.model_dump(mode="json", exclude={"regions"}), "los": settings},
+            "nside": s.nside,
+            "ordering": "RING",
+            "coordsys": "G",
+        },
+        compute=compute,
+        payload={
+            "store": str(store),
+            "emissivity_key": key,
+            "galaxy": config.galaxy,
+            "nside": s.nside,
+            "components": s.components,
+            **{k: settings[k] for k in ("z_obs", "steps", "modes")},
+        },
+        notes=[f"nside {s.nside}: {n_pix} pixels x {s.steps} nodes per line of sight"],
+    )
+
+
+STAGE = Stage(name="sky", code_version=CODE_VERSION, chunk_dim="pixel", inputs=("emissivity",), plan=plan)
