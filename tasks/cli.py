@@ -180,6 +180,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_run(args, console)
         if args.command == "status":
             return _cmd_status(args, console)
+        if args.command == "export":
+            from tasks.export import export
+
+            export(args.store, args.out, console=console)
+            return 0
         if args.command == "report":
             from tasks.report import report
 
