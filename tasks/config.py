@@ -361,7 +361,11 @@ class Sky(_Section):
     nside: Annotated[int, Field(ge=1, le=8192)] = 256
     z_observer: float = Field(0.0, description="[kpc] [choice]")
     steps: Annotated[int, Field(ge=16)] = Field(800, description="Gauss-Legendre nodes per line of sight")
-    cmb_attenuation: bool = Field(False, description="[choice, beyond the paper] not built yet: must stay false")
+    cmb_attenuation: bool = Field(
+        False,
+        description="[choice, beyond the paper] absorb gamma rays on the CMB along each line of sight "
+        "(pair production; matters above ~100 TeV; costs one more operator per attenuated energy)",
+    )
     components: bool = Field(False, description="also store a map per Galactic component (4x the size)")
     chunk: Annotated[int, Field(ge=1)] = Field(12288, description="pixels per chunk")
     regions: list[Region] = Field(default_factory=list, description="user regions, besides the built-in ones")
@@ -371,13 +375,6 @@ class Sky(_Section):
     region_b_nodes: Annotated[int, Field(ge=2, le=64)] = Field(
         8, description="Gauss-Legendre nodes in sin b per latitude band of the region quadrature"
     )
-
-    @field_validator("cmb_attenuation")
-    @classmethod
-    def _no_cmb(cls, v: bool) -> bool:
-        if v:
-            raise ValueError("CMB attenuation is not built yet in this version; set it to false")
-        return v
 
     @model_validator(mode="after")
     def _unique_regions(self) -> "Sky":

@@ -95,42 +95,59 @@ def _galaxy_intensity(l_deg, b_deg, payload, lbar, per_component):
         zabs = np.abs(rays.z)
         dens = component_densities(rays.R, zabs, g)
         unit = KPC_CM / (4.0 * np.pi) / g.mean_stellar_mass / PC_CM**3  # w [kpc], n [Msun pc^-3]
-        m = rays.R.shape[0]
         for ci, c in enumerate(COMPONENTS):
             L, S = lbar[c]
             wn = rays.w * dens[c] * unit  # (m, nodes)
             mode = payload["modes"][c]
+            A = _operator(rays, wn, mode, R_grid, z_grid)
             if mode == "const":
-                col = wn.sum(axis=1)
-                I_c[sl, ci] = col[:, None] * L[None, :]
-                err = col[:, None] * S[None, :]
-            elif mode == "R":
-                i, t = interp_weights(rays.R, R_grid)
-                rows = np.repeat(np.arange(m), rays.R.shape[1])
-                nR = len(R_grid)
-                A = np.bincount(rows * nR + i.ravel(), weights=(wn * (1 - t)).ravel(), minlength=m * nR)
-                A += np.bincount(rows * nR + i.ravel() + 1, weights=(wn * t).ravel(), minlength=m * nR)
-                A = A.reshape(m, nR)
+                I_c[sl, ci] = A * L[None, :]
+                err = A * S[None, :]
+            else:
                 I_c[sl, ci] = A @ L
                 err = A @ S  # thin populations share their random numbers: errors add linearly
-            else:
-                from scipy.sparse import csr_matrix
-
-                i, t = interp_weights(rays.R, R_grid)
-                j, u = interp_weights(zabs, z_grid)
-                nz = len(z_grid)
-                rows = np.repeat(np.arange(m), rays.R.shape[1])
-                data, cols = [], []
-                for di, wi in ((0, 1 - t), (1, t)):
-                    for dj, wj in ((0, 1 - u), (1, u)):
-                        data.append((wn * wi * wj).ravel())
-                        cols.append(((i + di) * nz + (j + dj)).ravel())
-                A = csr_matrix((np.concatenate(data), (np.tile(rows, 4), np.concatenate(cols))), shape=(m, len(R_grid) * nz))
-                I_c[sl, ci] = A @ L
-                err = A @ S
+            if payload.get("kappa") is not None:
+                _attenuate(I_c[sl, ci], err, rays, wn, L, S, mode, payload, R_grid, z_grid)
             var[sl] += err**2
     I = I_c.sum(axis=1)
     return (I, np.sqrt(var), I_c) if per_component else (I, np.sqrt(var))
+
+
+def _operator(rays, wn, mode, R_grid, z_grid):
+    """The (rays x L_bar nodes) operator of one component from node weights ``wn`` (w n_c)."""
+    m = rays.R.shape[0]
+    if mode == "const":
+        return wn.sum(axis=1)[:, None]
+    i, t = interp_weights(rays.R, R_grid)
+    rows = np.repeat(np.arange(m), rays.R.shape[1])
+    if mode == "R":
+        nR = len(R_grid)
+        A = np.bincount(rows * nR + i.ravel(), weights=(wn * (1 - t)).ravel(), minlength=m * nR)
+        A += np.bincount(rows * nR + i.ravel() + 1, weights=(wn * t).ravel(), minlength=m * nR)
+        return A.reshape(m, nR)
+    from scipy.sparse import csr_matrix
+
+    j, u = interp_weights(np.abs(rays.z), z_grid)
+    nz = len(z_grid)
+    data, cols = [], []
+    for di, wi in ((0, 1 - t), (1, t)):
+        for dj, wj in ((0, 1 - u), (1, u)):
+            data.append((wn * wi * wj).ravel())
+            cols.append(((i + di) * nz + (j + dj)).ravel())
+    return csr_matrix((np.concatenate(data), (np.tile(rows, 4), np.concatenate(cols))), shape=(m, len(R_grid) * nz))
+
+
+def _attenuate(I_c, err, rays, wn, L, S, mode, payload, R_grid, z_grid) -> None:
+    """Redo the gamma-ray columns with exp(-kappa(E) s) along each ray (in place)."""
+    kappa = payload["kappa"]  # per energy [kpc^-1]
+    n_E = kappa.size
+    for j in np.flatnonzero(kappa * rays.length.max() > 1e-9):
+        A = _operator(rays, wn * np.exp(-kappa[j] * rays.s), mode, R_grid, z_grid)
+        cols = [a * 2 * n_E + j for a in range(2)]  # (scenario a, gamma, energy j)
+        Lj = L[..., cols] if mode != "const" else L[cols][None, :]
+        Sj = S[..., cols] if mode != "const" else S[cols][None, :]
+        I_c[:, cols] = A @ Lj
+        err[:, cols] = A @ Sj
 
 
 def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
@@ -172,6 +189,7 @@ def los_settings(config) -> dict:
         "R_max": g.R_max,
         "z_max": g.z_max,
         "steps": s.steps,
+        "cmb_attenuation": s.cmb_attenuation,
         "modes": component_modes(g),
         "density": {
             "bulge": g.bulge.model_dump(include={"rho0", "q", "alpha", "r0", "r_cut", "young_fraction", "young_R", "young_abs_z"}),
@@ -180,6 +198,15 @@ def los_settings(config) -> dict:
             "mean_stellar_mass": g.mean_stellar_mass,
         },
     }
+
+
+def _kappa(config, energy: np.ndarray) -> np.ndarray | None:
+    """CMB absorption coefficient per energy [kpc^-1] when ``sky.cmb_attenuation`` is on, else ``None``."""
+    if not config.sky.cmb_attenuation:
+        return None
+    from tasks.kernels.cmb import absorption_per_kpc
+
+    return absorption_per_kpc(energy)
 
 
 def plan(config, store, client=None) -> StagePlan:
@@ -225,6 +252,7 @@ def plan(config, store, client=None) -> StagePlan:
             "galaxy": config.galaxy,
             "nside": s.nside,
             "components": s.components,
+            "kappa": _kappa(config, energy),
             **{k: settings[k] for k in ("z_obs", "steps", "modes")},
         },
         notes=[f"nside {s.nside}: {n_pix} pixels x {s.steps} nodes per line of sight"],
