@@ -2,7 +2,7 @@
 
 Two parts, each printed as ratios measured in this one run:
 
-1. ``--preset paper`` (or ``quick``): a fresh run of ``xsec,templates,yields`` into a new
+1. ``--preset paper`` (or ``quick``): a fresh run of every stage into a new
    store on a local cluster (stage seconds), then the same command again with nothing
    changed (no-op), and ``status``; per stage: fresh seconds, no-op seconds and their
    ratio.  Goal (issue #7): no-op < 1% of the fresh run, < 5 s for the paper preset.
@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-STAGES = ("xsec", "templates", "yields")
+STAGES = ("xsec", "templates", "yields", "population", "emissivity", "sky", "sed")
 
 
 def synthetic_rows(n: int) -> float:
@@ -52,11 +52,11 @@ def synthetic_rows(n: int) -> float:
     return dt
 
 
-def _timed_run(config, store, client) -> tuple[float, dict]:
+def _timed_run(config, store, client, stages) -> tuple[float, dict]:
     from tasks.runner import run
 
     t0 = time.perf_counter()
-    summary = run(config, store, client=client, stages=list(STAGES))
+    summary = run(config, store, client=client, stages=list(stages))
     return time.perf_counter() - t0, summary.stages
 
 
@@ -67,7 +67,10 @@ def main() -> None:
     ap.add_argument("--no-fresh", action="store_true", help="time only the no-op run on an existing --store")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--stages", default=",".join(STAGES), help="stages to time (default all)")
+    ap.add_argument("--fresh-seconds", help="with --no-fresh: stage=seconds,... of a fresh run measured before")
     args = ap.parse_args()
+    stages = tuple(args.stages.split(","))
 
     if args.preset != "none":
         from tasks.cluster import make_client
@@ -81,20 +84,22 @@ def main() -> None:
             with make_client("local", args.workers) as client:
                 fresh = None
                 if not args.no_fresh:
-                    wall, fresh = _timed_run(config, store, client)
+                    wall, fresh = _timed_run(config, store, client, stages)
                     print(f"fresh run ({args.preset}, {args.workers} workers): {wall:.1f} s wall")
-                wall_noop, noop = _timed_run(config, store, client)
+                wall_noop, noop = _timed_run(config, store, client, stages)
             t0 = time.perf_counter()
-            status = {name: stage_status(ALL[name], config, store) for name in STAGES}
+            status = {name: stage_status(ALL[name], config, store) for name in stages}
             t_status = time.perf_counter() - t0
+        given = dict(kv.split("=") for kv in args.fresh_seconds.split(",")) if args.fresh_seconds else {}
+        fresh_s = {k: (fresh[k].seconds if fresh else float(given.get(k, "nan"))) for k in stages}
         print(f"{'stage':<10} {'chunks':>7} {'fresh s':>9} {'no-op s':>9} {'no-op/fresh':>12}")
-        for name in STAGES:
-            f = fresh[name].seconds if fresh else float("nan")
+        for name in stages:
+            f = fresh_s[name]
             n = noop[name]
             assert n.chunks_computed == 0, f"{name}: the no-op run computed {n.chunks_computed} chunks"
             print(f"{name:<10} {n.chunks_total:>7} {f:>9.1f} {n.seconds:>9.2f} {n.seconds / f:>12.4f}")
-        tf = sum(fresh[s].seconds for s in STAGES) if fresh else float("nan")
-        tn = sum(noop[s].seconds for s in STAGES)
+        tf = sum(fresh_s.values())
+        tn = sum(noop[s].seconds for s in stages)
         print(f"{'all':<10} {'':>7} {tf:>9.1f} {tn:>9.2f} {tn / tf:>12.4f}   (no-op run wall {wall_noop:.2f} s)")
         stale = sum(s["chunks_stale"] for s in status.values())
         print(f"status: {t_status:.2f} s ({t_status / tf:.4f} of the fresh run), {stale} stale chunks")
