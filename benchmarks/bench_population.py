@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
 
 
 def kernel_throughput(store: str, config, n: int) -> dict[str, float]:

@@ -162,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(stderr=json_mode)
     from catalogs.stellar.mesa import MesaFormatError
     from tasks.kernels.population import LibraryError
-    from tasks.stages.yields import MissingInputError
+    from tasks.stages.base import MissingInputError
 
     errors = (
         ConfigError,

@@ -25,6 +25,7 @@ __all__ = [
     "young_box",
     "component_densities",
     "component_mass",
+    "density_parameters",
 ]
 
 #: Population components, in the order of the cubes' ``component`` coordinate.
@@ -104,3 +105,14 @@ def component_mass(name: str, galaxy) -> float:
         outer, _ = quad(f, b.r_cut, np.inf, limit=200)
         return float(4.0 * np.pi * b.q * b.rho0 * (inner + outer))
     raise ValueError(f"unknown density component {name!r}; components: bulge, thin, thick")
+
+
+def density_parameters(galaxy) -> dict:
+    """The configuration values the densities depend on (not the ages or metallicities)."""
+    b, thin, thick = galaxy.bulge, galaxy.thin, galaxy.thick
+    return {
+        "bulge": b.model_dump(include={"rho0", "q", "alpha", "r0", "r_cut", "young_fraction", "young_R", "young_abs_z"}),
+        "thin": thin.model_dump(include={"sigma0", "z_d", "R_d"}),
+        "thick": thick.model_dump(include={"sigma0", "z_d", "R_d"}),
+        "mean_stellar_mass": galaxy.mean_stellar_mass,
+    }

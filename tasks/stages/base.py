@@ -9,7 +9,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-__all__ = ["StagePlan", "Stage", "placeholder"]
+__all__ = ["StagePlan", "Stage", "placeholder", "MissingInputError", "upstream_rows", "upstream_fingerprint"]
 
 
 @dataclass(frozen=True)
@@ -72,3 +72,38 @@ def placeholder(shape: tuple[int, ...], chunks: tuple[int, ...], dtype=np.float6
     """A lazy NaN-filled (zero for integers) array used as a template variable (never computed)."""
     fill = np.nan if np.dtype(dtype).kind == "f" else 0
     return da.full(shape, fill, chunks=chunks, dtype=dtype)
+
+
+class MissingInputError(FileNotFoundError):
+    """An upstream cube this stage reads is absent or incomplete."""
+
+
+def upstream_rows(store, group: str, size: int) -> list[str]:
+    """Row fingerprints of an upstream cube, in row order, from its ledger.
+
+    Raises
+    ------
+    MissingInputError
+        If any row has no recorded fingerprint (the upstream stage did not finish).
+    """
+    from cube import store as cstore
+
+    rows: list[str | None] = [None] * size
+    for entry in cstore.read_ledger(store, group).values():
+        for i, fp in enumerate(entry.get("rows", [])):
+            if entry["start"] + i < size:
+                rows[entry["start"] + i] = fp
+    if any(r is None for r in rows):
+        raise MissingInputError(f"the {group} cube is incomplete; run the {group} stage first")
+    return rows  # type: ignore[return-value]
+
+
+def upstream_fingerprint(store, group: str) -> str:
+    """Fingerprint of a whole upstream cube: its chunk fingerprints in chunk order."""
+    from cube import store as cstore
+    from cube.fingerprint import combine
+
+    ledger = cstore.read_ledger(store, group)
+    if not ledger:
+        raise MissingInputError(f"run the {group} stage first")
+    return combine(e["fingerprint"] for _, e in sorted(ledger.items()))

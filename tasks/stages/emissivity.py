@@ -17,8 +17,8 @@ import xarray as xr
 
 from cube import store as cstore
 from cube.fingerprint import Fingerprinter, combine
-from tasks.kernels.galaxy import COMPONENTS, PC_CM, component_densities
-from tasks.stages.base import Stage, StagePlan, placeholder
+from tasks.kernels.galaxy import COMPONENTS, PC_CM, component_densities, density_parameters
+from tasks.stages.base import MissingInputError, Stage, StagePlan, placeholder, upstream_fingerprint, upstream_rows
 from tasks.stages.population import galaxy_grid, thin_offsets
 
 __all__ = ["STAGE", "plan", "compute", "population_index", "batch_means"]
@@ -138,23 +138,8 @@ def _clipped_share(galaxy, R, z, index, clipped_fraction) -> dict[str, float]:
     return out
 
 
-def _ledger_fingerprints(store, group: str, dim_size: int) -> list[str]:
-    from tasks.stages.yields import MissingInputError
-
-    rows: list[str | None] = [None] * dim_size
-    for entry in cstore.read_ledger(store, group).values():
-        for i, fp in enumerate(entry.get("rows", [])):
-            if entry["start"] + i < dim_size:
-                rows[entry["start"] + i] = fp
-    if any(r is None for r in rows):
-        raise MissingInputError(f"the {group} cube is incomplete; run the {group} stage first")
-    return rows  # type: ignore[return-value]
-
-
 def plan(config, store, client=None) -> StagePlan:
     """Template, one fingerprint per R row, and the product's chunk function."""
-    from tasks.stages.yields import MissingInputError
-
     g = config.galaxy
     pop = cstore.open_group_if_exists(store, "population")
     y = cstore.open_group_if_exists(store, "yields")
@@ -165,15 +150,10 @@ def plan(config, store, client=None) -> StagePlan:
         raise MissingInputError("the population and yields cubes were made from different template libraries; rerun both")
     R, z = galaxy_grid(g)
     index = population_index(g, pop.component.values, pop.feh_offset.values, R, z)
-    pop_rows = _ledger_fingerprints(store, "population", pop.sizes["population"])
-    yields_fp = combine(e["fingerprint"] for _, e in sorted(cstore.read_ledger(store, "yields").items()))
+    pop_rows = upstream_rows(store, "population", pop.sizes["population"])
+    yields_fp = upstream_fingerprint(store, "yields")
     energy = y.energy.values
-    density = {
-        "bulge": g.bulge.model_dump(include={"rho0", "q", "alpha", "r0", "r_cut", "young_fraction", "young_R", "young_abs_z"}),
-        "thin": g.thin.model_dump(include={"sigma0", "z_d", "R_d"}),
-        "thick": g.thick.model_dump(include={"sigma0", "z_d", "R_d"}),
-        "mean_stellar_mass": g.mean_stellar_mass,
-    }
+    density = density_parameters(g)
     fp = Fingerprinter(code=CODE_VERSION, yields=yields_fp, density=density, z=z, energy=energy)
     per_R = [combine(pop_rows[i] for i in index[r].ravel()) for r in range(R.size)]
     rows = fp.rows(R=R, populations=np.array(per_R))

@@ -18,9 +18,9 @@ import numpy as np
 import xarray as xr
 
 from cube import store as cstore
-from cube.fingerprint import Fingerprinter, combine, digest
+from cube.fingerprint import Fingerprinter, digest
 from tasks.kernels.galaxy import COMPONENTS
-from tasks.stages.base import Stage, StagePlan, placeholder
+from tasks.stages.base import MissingInputError, Stage, StagePlan, placeholder, upstream_fingerprint
 from tasks.stages.templates import MODEL_COORDS
 
 __all__ = [
@@ -138,8 +138,6 @@ def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
 
 
 def _template_coords(store) -> xr.Dataset:
-    from tasks.stages.yields import MissingInputError
-
     tpl = cstore.open_group_if_exists(store, "templates")
     if tpl is None:
         raise MissingInputError("run the templates stage first")
@@ -157,7 +155,7 @@ def usable_models(store) -> np.ndarray:
 
     import zarr
 
-    fp = combine(e["fingerprint"] for _, e in sorted(cstore.read_ledger(store, "templates").items()))
+    fp = upstream_fingerprint(store, "templates")
     path = Path(store) / "_cache" / "usable" / f"{fp}.npy"
     try:
         return np.load(path)

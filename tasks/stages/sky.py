@@ -23,10 +23,10 @@ import numpy as np
 import xarray as xr
 
 from cube import store as cstore
-from cube.fingerprint import Fingerprinter, combine
-from tasks.kernels.galaxy import COMPONENTS, PC_CM, component_densities
+from cube.fingerprint import Fingerprinter
+from tasks.kernels.galaxy import COMPONENTS, PC_CM, component_densities, density_parameters
 from tasks.kernels.los import KPC_CM, interp_weights, ray_nodes
-from tasks.stages.base import Stage, StagePlan, placeholder
+from tasks.stages.base import MissingInputError, Stage, StagePlan, placeholder, upstream_fingerprint
 
 __all__ = ["STAGE", "plan", "compute", "galaxy_intensity", "emissivity_inputs", "component_modes"]
 
@@ -172,12 +172,9 @@ def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
 
 def upstream_key(store) -> str:
     """Fingerprint of the whole emissivity cube (what every sky and sed chunk reads)."""
-    from tasks.stages.yields import MissingInputError
-
-    led = cstore.read_ledger(store, "emissivity")
-    if not led or cstore.open_group_if_exists(store, "emissivity") is None:
+    if cstore.open_group_if_exists(store, "emissivity") is None:
         raise MissingInputError("run the emissivity stage first")
-    return combine(e["fingerprint"] for _, e in sorted(led.items()))
+    return upstream_fingerprint(store, "emissivity")
 
 
 def los_settings(config) -> dict:
@@ -191,12 +188,7 @@ def los_settings(config) -> dict:
         "steps": s.steps,
         "cmb_attenuation": s.cmb_attenuation,
         "modes": component_modes(g),
-        "density": {
-            "bulge": g.bulge.model_dump(include={"rho0", "q", "alpha", "r0", "r_cut", "young_fraction", "young_R", "young_abs_z"}),
-            "thin": g.thin.model_dump(include={"sigma0", "z_d", "R_d"}),
-            "thick": g.thick.model_dump(include={"sigma0", "z_d", "R_d"}),
-            "mean_stellar_mass": g.mean_stellar_mass,
-        },
+        "density": density_parameters(g),
     }
 
 

@@ -20,8 +20,8 @@ import numpy as np
 import xarray as xr
 
 from cube import store as cstore
-from cube.fingerprint import Fingerprinter, combine, digest
-from tasks.stages.base import Stage, StagePlan, placeholder
+from cube.fingerprint import Fingerprinter, digest
+from tasks.stages.base import MissingInputError, Stage, StagePlan, placeholder, upstream_fingerprint, upstream_rows
 from tasks.stages.templates import MODEL_COORDS
 
 __all__ = [
@@ -42,10 +42,6 @@ MESSENGERS = ("gamma", "nu")
 
 #: The solar template used by the calibration and the report: (mass_init, Z, age [yr]).
 SUN = (1.0, 0.02, 4.57e9)
-
-
-class MissingInputError(FileNotFoundError):
-    """An upstream cube this stage reads is absent."""
 
 
 def find_sun(templates: xr.Dataset) -> int | None:
@@ -202,8 +198,8 @@ def plan(config, store, client=None) -> StagePlan:
         "X": config.interactions.hydrogen_fraction,
     }
     args = kernel_arguments(config)
-    xsec_fp = combine(e["fingerprint"] for _, e in sorted(cstore.read_ledger(store, "xsec").items()))
-    tpl_rows = _template_rows(store, n)
+    xsec_fp = upstream_fingerprint(store, "xsec")
+    tpl_rows = upstream_rows(store, "templates", n)
 
     mi = config.mirroring
     sun = find_sun(tpl_meta)
@@ -329,16 +325,6 @@ def _solar(store, tpl: xr.Dataset, sun: int, sun_row: str, xsec: dict, xsec_fp: 
     tmp.write_text(json.dumps(out))
     os.replace(tmp, path)
     return out
-
-
-def _template_rows(store, n: int) -> list[str]:
-    rows: list[str | None] = [None] * n
-    for entry in cstore.read_ledger(store, "templates").values():
-        for i, fp in enumerate(entry.get("rows", [])):
-            rows[entry["start"] + i] = fp
-    if any(r is None for r in rows):
-        raise MissingInputError("the templates cube is incomplete; run the templates stage first")
-    return rows  # type: ignore[return-value]
 
 
 STAGE = Stage(name="yields", code_version=CODE_VERSION, chunk_dim="model", inputs=("xsec", "templates"), plan=plan)
