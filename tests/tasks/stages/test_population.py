@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,36 +12,17 @@ import xarray as xr
 
 import cube
 from tasks.cluster import make_client
-from tasks.config import Config, load_preset
+from tasks.config import Config
 from tasks.kernels.galaxy import COMPONENTS, PC_CM, component_densities
 from tasks.runner import run, stage_status
 from tasks.stages import STAGES
 
+sys.path.insert(0, str(Path(__file__).parent))
+from small_store import small_config  # noqa: E402
+
 
 def _config(**over) -> Config:
-    d = load_preset("quick").model_dump()
-    d["xsec"] = {
-        "E_p": {"min": 0.1, "max": 1.0e5, "per_decade": 5},
-        "energy": {"min": 0.1, "max": 1.0e3, "per_decade": 4},
-        "chunk": 16,
-    }
-    d["templates"].update(
-        masses=[0.1, 0.3, 0.8, 1.0, 1.41, 2.0, 5.0, 15.0, 25.0],
-        metallicities=[0.002, 0.02],
-        snapshots_per_stage={"MS": 3, "RGB": 2, "CHeB": 2, "EAGB": 1, "TPAGB": 1},
-        radius_points=120,
-        chunk=64,
-    )
-    d["yields"].update(chunk=64)
-    d["galaxy"].update(stars_per_population=4000, batches=4, R_points=7, z_points=4, chunk=3, population_chunk=1)
-    for path, value in over.items():
-        section, key = path.split(".", 1)
-        target = d[section]
-        *head, last = key.split(".")
-        for h in head:
-            target = target[h]
-        target[last] = value
-    return Config.model_validate(d)
+    return small_config(dict(stars_per_population=4000, batches=4, R_points=7, z_points=4, chunk=3, population_chunk=1), **over)
 
 
 @pytest.fixture(scope="module")

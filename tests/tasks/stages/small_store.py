@@ -1,0 +1,29 @@
+"""A small but complete configuration for the Galaxy stage tests (seconds per stage)."""
+
+from tasks.config import Config, load_preset
+
+
+def small_config(galaxy: dict, sky: dict | None = None, **over) -> Config:
+    """The quick preset on coarse grids, with ``galaxy``/``sky`` settings and dotted-key overrides.
+
+    ``over`` keys are ``section.key`` or ``section.sub.key`` (for example ``galaxy.thick.age_mean``).
+    """
+    d = load_preset("quick").model_dump()
+    d["xsec"] = {"E_p": {"min": 0.1, "max": 1.0e5, "per_decade": 5}, "energy": {"min": 0.1, "max": 1.0e3, "per_decade": 4}, "chunk": 16}
+    d["templates"].update(
+        masses=[0.1, 0.3, 0.8, 1.0, 1.41, 2.0, 5.0, 15.0, 25.0],
+        metallicities=[0.002, 0.02],
+        snapshots_per_stage={"MS": 3, "RGB": 2, "CHeB": 2, "EAGB": 1, "TPAGB": 1},
+        radius_points=120,
+        chunk=64,
+    )
+    d["yields"].update(chunk=64)
+    d["galaxy"].update(galaxy)
+    d["sky"].update(sky or {})
+    for path, value in over.items():
+        section, *keys = path.split(".")
+        target = d[section]
+        for k in keys[:-1]:
+            target = target[k]
+        target[keys[-1]] = value
+    return Config.model_validate(d)
