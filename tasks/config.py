@@ -397,8 +397,11 @@ class Sky(_Section):
 class Comparisons(_Section):
     """Observational comparisons, PHYSICS.md P8."""
 
-    ebl_model: str = "dominguez"
+    ebl_model: str = Field("dominguez", description="ebltable model for the IGRB extrapolation")
     igrb_model: Literal["A", "B", "C"] = "A"
+    igrb_redshift: Annotated[float, Field(ge=0, le=4)] = Field(
+        0.5, description="effective redshift of the EBL absorption of the extrapolated IGRB [choice]"
+    )
 
 
 class Run(_Section):
