@@ -13,11 +13,12 @@ import json
 
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cube import store as cstore
 
-__all__ = ["SOLAR_ENERGIES", "solar_check", "report"]
+__all__ = ["SOLAR_ENERGIES", "solar_check", "galactic_claims", "report"]
 
 #: Energies [TeV] at which the Sun is reported (issue #4).
 SOLAR_ENERGIES = (0.5, 1.0, 2.6, 10.0, 100.0)
@@ -81,15 +82,107 @@ def solar_check(store, energies=SOLAR_ENERGIES) -> dict:
     return out
 
 
+def _interp_loglog(x, xp, fp):
+    xp, fp = np.asarray(xp, float), np.asarray(fp, float)
+    return float(np.exp(np.interp(np.log(x), np.log(xp), np.log(fp))))
+
+
+def _claim(key: str, claim: str, paper, ours, agrees, note: str = "") -> dict:
+    return {"key": key, "claim": claim, "paper": paper, "ours": ours, "agrees": agrees, "note": note}
+
+
+def galactic_claims(store, comparisons=None) -> list[dict]:
+    """The paper's Galactic headline claims (PHYSICS.md), each with our number from the cubes.
+
+    Each entry has stable keys: ``key``, ``claim``, ``paper``, ``ours``, ``agrees`` (within
+    the factor the claim allows; ``None`` where the claim gives none) and ``note``.  Claims
+    whose cubes are absent are left out.
+    """
+    from catalogs import observations as obs
+    from tasks.config import Comparisons
+
+    comparisons = comparisons or Comparisons()
+    out: list[dict] = []
+    sed = cstore.open_group_if_exists(store, "sed")
+    if sed is not None:
+        s = sed.load()
+        E = s.energy.values
+
+        def e2(region, scen, msg, energy):
+            I = s.mean_intensity.sel(region=region, scenario=scen, messenger=msg).values
+            return energy**2 * _interp_loglog(energy, E, np.maximum(I, 1e-300))
+
+        for scen in ("ballistic", "mirroring"):
+            nu = e2("galactic_plane", scen, "nu", 1.0)
+            out.append(_claim(
+                f"nu_plane_e2_1TeV_{scen}", "E^2 I of neutrinos in |b| < 5 at 1 TeV [TeV cm^-2 s^-1 sr^-1]",
+                1e-16, nu, bool(1e-16 / 3 <= nu <= 3e-16), f"{scen}; 'about 1e-16': agreement within a factor 3"))
+            kra = obs.icecube_galactic_plane("kra5", "all")
+            ice = _interp_loglog(1.0, kra["energy"].value, kra["e2_flux"].value) if kra["energy"].value.min() <= 1.0 else float(kra["e2_flux"].value[0])
+            ours_all = 1.0**2 * _interp_loglog(1.0, E, s.flux.sel(region="all_sky", scenario=scen, messenger="nu").values)
+            ratio = ours_all / ice
+            out.append(_claim(
+                f"nu_all_sky_over_icecube_kra5_{scen}", "all-sky neutrino flux / IceCube KRA-gamma(5 PeV), all flavours, ~1 TeV",
+                "1e-4 to 1e-3", ratio, bool(10**-4.5 <= ratio <= 10**-2.5),
+                f"{scen}; IceCube's lowest KRA point is {kra['energy'].value.min():.3g} TeV"))
+            for region in ("inner", "outer"):
+                lh = obs.lhaaso_diffuse(region)
+                r = [e2(f"lhaaso_{region}", scen, "gamma", e) / e**2 / _interp_loglog(e, lh["energy"].value, lh["intensity"].value)
+                     for e in (10.0, 30.0, 100.0) if E.min() <= e <= E.max()]
+                if r:
+                    ratio = float(np.exp(np.mean(np.log(r))))
+                    out.append(_claim(
+                        f"gamma_over_lhaaso_{region}_{scen}", f"stellar / LHAASO-KM2A {region} gamma-ray intensity, 10-100 TeV",
+                        1e-5, ratio, bool(1e-6 <= ratio <= 1e-4), f"{scen}; 'about five orders of magnitude below': within 10x"))
+            hi = s.mean_intensity.sel(region="high_latitude", scenario=scen, messenger="gamma").values
+            igrb = obs.igrb_extrapolation(E, comparisons.igrb_model, comparisons.igrb_redshift, comparisons.ebl_model).value
+            above = np.flatnonzero((hi > igrb) & (E >= 0.1))
+            cross = float(E[above[0]]) if above.size else None
+            out.append(_claim(
+                f"high_latitude_exceeds_igrb_{scen}", "energy above which the stellar |b| > 20 gamma rays exceed the EBL-attenuated IGRB [TeV]",
+                10.0, cross, None if cross is None else bool(10 / 3 <= cross <= 30),
+                f"{scen}; IGRB model {comparisons.igrb_model}, EBL {comparisons.ebl_model} at z = {comparisons.igrb_redshift} [choice]"))
+    pop = cstore.open_group_if_exists(store, "population")
+    if pop is not None:
+        heavy = float(pop.heavy_fraction.values[0])
+        out.append(_claim("fraction_above_25_Msun", "fraction of stars above 25 Msun", 0.0012, heavy,
+                          bool(abs(heavy / 0.0012 - 1) < 0.1), "IMF; these stars count in N with zero yield"))
+        slope = _pdmf_slope(pop)
+        if slope is not None:
+            out.append(_claim("pdmf_high_mass_slope", "present-day mass function of living thin-disk stars at R_sun, 3-15 Msun",
+                              -4.8, slope, bool(-5.3 <= slope <= -4.3),
+                              "from the population weights summed per initial mass of the templates"))
+    return out
+
+
+def _pdmf_slope(pop) -> float | None:
+    """dN/dM slope of living thin-disk stars near R_sun between 3 and 15 Msun, from the template weights."""
+    comp = pop.component.values.astype(str)
+    thin = np.flatnonzero(comp == "thin")
+    off = pop.feh_offset.values[thin]
+    i = int(thin[np.argmin(np.abs(off))])  # the offset of R_sun is 0
+    w = pop.weight.isel(population=i).values
+    m = pop.mass_init.values
+    masses = np.unique(m)
+    per = np.array([w[m == mk].sum() for mk in masses])
+    sel = (masses >= 3.0) & (masses <= 15.0)
+    if sel.sum() < 3:
+        return None
+    edges = np.sqrt(masses[1:] * masses[:-1])
+    width = np.diff(np.concatenate([[masses[0]], edges, [masses[-1]]]))
+    dndm = per / np.where(width > 0, width, np.nan)
+    ok = sel & (dndm > 0) & np.isfinite(dndm)
+    if ok.sum() < 3:
+        return None
+    return float(np.polyfit(np.log(masses[ok]), np.log(dndm[ok]), 1)[0])
+
+
 def report(store, json_mode: bool = False, console: Console | None = None) -> int:
     """Print the report of ``store`` (a rich table, or JSON with ``json_mode``); returns 0."""
     console = console or Console()
     sun = solar_check(store)
-    result = {
-        "store": str(store),
-        "sun": sun,
-        "not_built_yet": ["sky maps", "regional spectra"],
-    }
+    claims = galactic_claims(store)
+    result = {"store": str(store), "sun": sun, "claims": claims}
     if json_mode:
         print(json.dumps(result))
         return 0
@@ -125,5 +218,13 @@ def report(store, json_mode: bool = False, console: Console | None = None) -> in
             f"at {', '.join(f'{e:g}' for e in over)} TeV: the scale factor implies more than one interaction "
             f"per primary (set mirroring.calibration: none for the physical bound)."
         )
-    console.print("Not built yet: " + ", ".join(result["not_built_yet"]) + ".")
+    if claims:
+        c = Table(title="The paper's headline claims and this store")
+        for col in ("claim", "paper", "ours", "agrees"):
+            c.add_column(col, justify="left" if col == "claim" else "right")
+        for row in claims:
+            ours = "n/a" if row["ours"] is None else f"{row['ours']:.3g}"
+            verdict = {True: "yes", False: "NO", None: "n/a"}[row["agrees"]]
+            c.add_row(escape(f"{row['claim']} ({row['note']})"), str(row["paper"]), ours, verdict)
+        console.print(c)
     return 0
