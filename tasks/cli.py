@@ -180,6 +180,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_run(args, console)
         if args.command == "status":
             return _cmd_status(args, console)
+        if args.command == "figures":
+            from tasks.figures import make_figures
+
+            made = make_figures(args.store, args.out, console=console)
+            n = sum(1 for v in made.values() if not isinstance(v, str))
+            console.print(f"{n} of {len(made)} figures written to {args.out}")
+            return 0
         if args.command == "export":
             from tasks.export import export
 
