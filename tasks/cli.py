@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--stages", metavar="a,b,...", help="stages to run, with their upstream stages (default all)")
     r.add_argument("--jobqueue", metavar="FILE", help="dask-jobqueue YAML for --cluster slurm (default deployment/jobqueue.yaml)")
     r.add_argument("--json", action="store_true", help="end the output with one JSON summary object")
+    r.add_argument("--sweep", metavar="KEY=V1,V2,...", help="one store per value of a configuration key (see README)")
 
     s = sub.add_parser("status", help="per stage: chunks total and stale")
     cfg_opts(s)
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("figures", help="the paper's figures as PNG")
     f.add_argument("--store", default="stardiffuse.zarr", metavar="PATH")
     f.add_argument("--out", default="figures", metavar="DIR")
+    f.add_argument("--band", nargs="+", default=[], metavar="STORE", help="stores of a --sweep: hatch the band they span")
 
     e = sub.add_parser("export", help="HEALPix FITS maps, SED tables")
     e.add_argument("--store", default="stardiffuse.zarr", metavar="PATH")
@@ -86,9 +88,35 @@ def _cmd_run(args, console: Console) -> int:
     check_paths(config, cluster=kind, jobqueue=args.jobqueue)
     t0 = time.perf_counter()
     jobqueue = args.jobqueue or config.run.jobqueue
+    if args.sweep:
+        from tasks.sweep import parse_sweep, seed_from, sweep_stores, with_value
+
+        key, values = parse_sweep(args.sweep)
+        configs = [with_value(config, key, v) for v in values]  # all validated before anything runs
+        stores = sweep_stores(args.store, key, values)
+        summaries = []
+        with make_client(kind, workers, jobqueue, wait_timeout=config.run.wait_timeout) as client:
+            for i, (cfg, st) in enumerate(zip(configs, stores)):
+                if i:
+                    seed_from(stores[i - 1], st)
+                console.print(f"[bold]{key} = {values[i]}[/bold] -> {st}")
+                summaries.append(run(cfg, st, client=client, stages=stages, console=console))
+                _print_summary(summaries[-1], console)
+        console.print(f"sweep of {key} over {len(values)} values done in {time.perf_counter() - t0:.1f} s")
+        if args.json:
+            print(json.dumps({"sweep": key, "values": values, "stores": [s.as_json() for s in summaries]}))
+        return 0
     with make_client(kind, workers, jobqueue, wait_timeout=config.run.wait_timeout) as client:
         summary = run(config, args.store, client=client, stages=stages, console=console)
     total = time.perf_counter() - t0
+    _print_summary(summary, console)
+    console.print(f"store {summary.store} up to date in {total:.1f} s")
+    if args.json:
+        print(json.dumps(summary.as_json()))
+    return 0
+
+
+def _print_summary(summary, console: Console) -> None:
     for name, res in summary.stages.items():
         if res.status != "done":
             console.print(f"  {name:<11} {res.status}")
@@ -100,10 +128,6 @@ def _cmd_run(args, console: Console) -> int:
             )
         for note in res.notes:
             console.print(f"      {note}")
-    console.print(f"store {summary.store} up to date in {total:.1f} s")
-    if args.json:
-        print(json.dumps(summary.as_json()))
-    return 0
 
 
 def _cmd_status(args, console: Console) -> int:
@@ -183,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "figures":
             from tasks.figures import make_figures
 
-            made = make_figures(args.store, args.out, console=console)
+            made = make_figures(args.store, args.out, console=console, band=args.band)
             n = sum(1 for v in made.values() if not isinstance(v, str))
             console.print(f"{n} of {len(made)} figures written to {args.out}")
             return 0

@@ -212,8 +212,27 @@ def fig7_sky_maps(store):
     return fig, data
 
 
-def fig8_plane_spectra(store):
-    """Fig. 8: Galactic-plane gamma-ray spectra with LHAASO (and HAWC's region), neutrinos with IceCube KRA-gamma."""
+def _band_spectra(band, region, scen, msg, what="mean_intensity"):
+    """Values of one spectrum in each of the ``band`` stores (a parameter sweep), shape (n_stores, n_E)."""
+    out = []
+    for st in band:
+        sed = _need(st, "sed")
+        out.append(sed[what].sel(region=region, scenario=scen, messenger=msg).values)
+    return np.array(out)
+
+
+def _draw_band(ax, E, y, stack, color, data, key):
+    if len(stack):
+        lo, hi = np.minimum(stack.min(axis=0), y), np.maximum(stack.max(axis=0), y)
+        ax.fill_between(E, lo, hi, facecolor="none", edgecolor=color, hatch="///", lw=0.0, alpha=0.6)
+        data[("band",) + key] = (lo, hi)
+
+
+def fig8_plane_spectra(store, band=()):
+    """Fig. 8: Galactic-plane gamma-ray spectra with LHAASO (and HAWC's region), neutrinos with IceCube KRA-gamma.
+
+    ``band``: other stores of a parameter sweep; the hatched band spans their spectra.
+    """
     from catalogs import observations as obs
 
     sed = _need(store, "sed").load()
@@ -228,6 +247,7 @@ def fig8_plane_spectra(store):
             a1.loglog(E, y, c + ls, label=f"{region}, {scen}")
             a1.fill_between(E, np.maximum(y - e, y * 1e-3), y + e, color=c, alpha=0.2)
             data[(region, scen)] = y
+            _draw_band(a1, E, y, _band_spectra(band, region, scen, "gamma") * E**2, c, data, (region, scen))
     for region, c in (("inner", "C0"), ("outer", "C1")):
         lh = obs.lhaaso_diffuse(region)
         Ed = lh["energy"].value
@@ -241,6 +261,7 @@ def fig8_plane_spectra(store):
         a2.loglog(E, y, "C3" + ls, label=f"stars, all sky, {scen}")
         a2.fill_between(E, np.maximum(y - e, y * 1e-3), y + e, color="C3", alpha=0.2)
         data[("nu_all_sky", scen)] = y
+        _draw_band(a2, E, y, _band_spectra(band, "all_sky", scen, "nu", "flux") * E**2, "C3", data, ("nu_all_sky", scen))
     for model, c in (("kra5", "k"), ("kra50", "0.5")):
         t = obs.icecube_galactic_plane(model, "all")
         a2.loglog(t["energy"].value, t["e2_flux"].value, color=c, label=f"IceCube KRA-gamma {model[3:]} PeV (all flavours)")
@@ -250,7 +271,7 @@ def fig8_plane_spectra(store):
     return fig, data
 
 
-def fig9_high_latitude(store, comparisons=None):
+def fig9_high_latitude(store, comparisons=None, band=()):
     """Fig. 9: the |b| > 20 deg gamma-ray spectrum with the Fermi IGRB and its EBL-attenuated extrapolation."""
     from catalogs import observations as obs
     from tasks.config import Comparisons
@@ -267,12 +288,14 @@ def fig9_high_latitude(store, comparisons=None):
         ax.loglog(E, y, "C0" + ls, label=f"stars, |b| > 20, {scen}")
         ax.fill_between(E, np.maximum(y - e, y * 1e-3), y + e, color="C0", alpha=0.2)
         data[scen] = y
+        _draw_band(ax, E, y, _band_spectra(band, "high_latitude", scen, "gamma") * E**2, "C0", data, (scen,))
     f = obs.fermi_igrb(c.igrb_model)
     ax.loglog(f["energy"].value, f["intensity"].value * f["energy"].value ** 2, "ks", ms=3, label=f"Fermi-LAT IGRB (model {c.igrb_model})")
     Ex = np.geomspace(1e-4, E.max(), 200)
     ext = obs.igrb_extrapolation(Ex, c.igrb_model, c.igrb_redshift, c.ebl_model).value * Ex**2
     ax.loglog(Ex, np.maximum(ext, 1e-300), "k-", lw=0.8, label=f"IGRB power law x exp(-tau_EBL), z = {c.igrb_redshift}")
-    ax.set_ylim(max(1e-30, float(np.min([v.min() for v in data.values()])) / 10), None)
+    top = float(np.max(f["intensity"].value * f["energy"].value ** 2)) * 10
+    ax.set_ylim(max(1e-30, float(min(data[k].min() for k in ("ballistic", "mirroring"))) / 10), top)
     ax.set_xlabel("E [TeV]")
     ax.set_ylabel("E^2 I [TeV cm^-2 s^-1 sr^-1]")
     ax.legend(fontsize=7)
@@ -292,8 +315,12 @@ FIGURES: dict[str, Callable] = {
 }
 
 
-def make_figures(store, out, console=None) -> dict[str, Path | str]:
-    """Draw every figure whose cubes are in ``store`` into ``out``; returns name -> file or the reason it was skipped."""
+def make_figures(store, out, console=None, band=()) -> dict[str, Path | str]:
+    """Draw every figure whose cubes are in ``store`` into ``out``; returns name -> file or the reason it was skipped.
+
+    ``band``: stores of a parameter sweep (``stardiffuse run --sweep``); Figs. 8 and 9 hatch the
+    band their spectra span.
+    """
     if not Path(store).exists():
         raise cstore.StoreError(f"store {store} does not exist; run `stardiffuse run --store {store}` first")
     plt = _plt()
@@ -302,7 +329,7 @@ def make_figures(store, out, console=None) -> dict[str, Path | str]:
     result: dict[str, Path | str] = {}
     for name, fn in FIGURES.items():
         try:
-            fig, _ = fn(store)
+            fig, _ = fn(store, band=band) if name in ("fig8_plane_spectra", "fig9_high_latitude") else fn(store)
         except MissingCube as e:
             result[name] = f"skipped: {e}"
         else:

@@ -142,7 +142,24 @@ def galactic_claims(store, comparisons=None) -> list[dict]:
                 f"high_latitude_exceeds_igrb_{scen}", "energy above which the stellar |b| > 20 gamma rays exceed the EBL-attenuated IGRB [TeV]",
                 10.0, cross, None if cross is None else bool(10 / 3 <= cross <= 30),
                 f"{scen}; IGRB model {comparisons.igrb_model}, EBL {comparisons.ebl_model} at z = {comparisons.igrb_redshift} [choice]"))
+    y = cstore.open_group_if_exists(store, "yields")
+    if y is not None and y.attrs.get("solar_model") is not None:
+        r_b = y.attrs.get("hawc_ratio_ballistic")
+        out.append(_claim("sun_ballistic_over_hawc_1TeV", "the Sun's ballistic gamma rays at 1 TeV / HAWC", "well below 1",
+                          r_b, bool(r_b < 1 / 3), "'well below': below a third"))
+        solar = solar_check(store, energies=(1.0,))
+        r_m = solar["mirroring"]["gamma"][0] / solar["hawc"][0]
+        out.append(_claim("sun_mirroring_over_hawc_1TeV", "the Sun's mirroring-scenario gamma rays at 1 TeV / HAWC", 1.0, r_m,
+                          bool(0.5 <= r_m <= 2.0),
+                          f"calibration {solar['calibration_mode']} x {solar['calibration']:.3g}; uncalibrated "
+                          f"{solar['ratio_uncalibrated_1TeV']:.3g}"))
     pop = cstore.open_group_if_exists(store, "population")
+    if pop is not None and y is not None:
+        peak = _saturation_mass(pop, y)
+        if peak is not None:
+            out.append(_claim("flux_per_mass_peak_Msun", "initial mass [Msun] where the thin disk's 1 TeV gamma-ray luminosity per unit log mass peaks",
+                              3.0, peak, bool(1.5 <= peak <= 6.0),
+                              "R_sun, ballistic; our reading of 'saturates near 3 Msun': within a factor 2"))
     if pop is not None:
         heavy = float(pop.heavy_fraction.values[0])
         out.append(_claim("fraction_above_25_Msun", "fraction of stars above 25 Msun", 0.0012, heavy,
@@ -155,13 +172,31 @@ def galactic_claims(store, comparisons=None) -> list[dict]:
     return out
 
 
-def _pdmf_slope(pop) -> float | None:
-    """dN/dM slope of living thin-disk stars near R_sun between 3 and 15 Msun, from the template weights."""
+def _thin_at_sun(pop) -> int:
     comp = pop.component.values.astype(str)
     thin = np.flatnonzero(comp == "thin")
-    off = pop.feh_offset.values[thin]
-    i = int(thin[np.argmin(np.abs(off))])  # the offset of R_sun is 0
-    w = pop.weight.isel(population=i).values
+    return int(thin[np.argmin(np.abs(pop.feh_offset.values[thin]))])  # the offset of R_sun is 0
+
+
+def _saturation_mass(pop, y) -> float | None:
+    """Initial mass of the peak of M dL/dM of the thin disk at R_sun (ballistic gamma rays, 1 TeV)."""
+    w = pop.weight.isel(population=_thin_at_sun(pop)).values
+    L = y.luminosity.sel(scenario="ballistic", messenger="gamma").sel(energy=1.0, method="nearest").values
+    ok = np.isfinite(L)
+    m = pop.mass_init.values
+    masses = np.unique(m)
+    if masses.size < 4:
+        return None
+    per = np.array([np.sum((w * np.where(ok, L, 0.0))[m == mk]) for mk in masses])
+    edges = np.concatenate([[masses[0]], np.sqrt(masses[1:] * masses[:-1]), [masses[-1]]])
+    dlnm = np.diff(np.log(edges))
+    per_lnm = np.where(dlnm > 0, per / np.where(dlnm > 0, dlnm, 1.0), 0.0)
+    return float(masses[np.argmax(per_lnm)])
+
+
+def _pdmf_slope(pop) -> float | None:
+    """dN/dM slope of living thin-disk stars near R_sun between 3 and 15 Msun, from the template weights."""
+    w = pop.weight.isel(population=_thin_at_sun(pop)).values
     m = pop.mass_init.values
     masses = np.unique(m)
     per = np.array([w[m == mk].sum() for mk in masses])
