@@ -161,10 +161,6 @@ def _cmd_status(args, console: Console) -> int:
     return 0
 
 
-def _not_built(what: str) -> int:
-    raise UserError(f"`stardiffuse {what}` is not built yet in this version (see the open issues)")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``stardiffuse`` console script; returns the exit status."""
     from cube.schema import SchemaError
@@ -216,11 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             export(args.store, args.out, console=console)
             return 0
-        if args.command == "report":
-            from tasks.report import report
+        from tasks.report import report
 
-            return report(args.store, json_mode=json_mode, console=console)
-        return _not_built(args.command)
+        return report(args.store, json_mode=json_mode, console=console)
     except errors as e:
         print(f"stardiffuse: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR

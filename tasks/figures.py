@@ -218,7 +218,7 @@ def _band_spectra(band, region, scen, msg, what="mean_intensity"):
     for st in band:
         sed = _need(st, "sed")
         out.append(sed[what].sel(region=region, scenario=scen, messenger=msg).values)
-    return np.array(out)
+    return np.array(out) if out else np.zeros((0, 1))
 
 
 def _draw_band(ax, E, y, stack, color, data, key):

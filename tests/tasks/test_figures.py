@@ -65,6 +65,26 @@ def test_figures_plot_the_cubes_numbers(built):  # noqa: F811
     )
 
 
+def test_structure_figures_plot_the_cubes_numbers(built):  # noqa: F811
+    from tasks.kernels.surface import f_struct
+
+    store, _ = built
+    _, d3 = F.fig3_surface_fractions(store)
+    mi = cube.open(store, "yields").attrs["config"]["mirroring"]
+    np.testing.assert_array_equal(d3["f_struct"], f_struct(d3["mass"], nodes=mi["f_struct_nodes"], levels=mi["f_struct_levels"]))
+    assert d3["f_B"][d3["mass"] > 1.41].max() == 0.0 and d3["f_B"][0] == 1.0
+    _, d4 = F.fig4_profiles(store)
+    tpl = cube.open(store, "templates")
+    assert len(d4) == 3
+    for entry in d4.values():
+        rho = tpl.rho.isel(model=entry["model"]).values
+        np.testing.assert_array_equal(entry["rho"], rho[(1 - tpl.radius.values) > 0])
+    _, d9 = F.fig9_high_latitude(store)
+    sed = cube.open(store, "sed").load()
+    want = sed.mean_intensity.sel(region="high_latitude", scenario="ballistic", messenger="gamma").values * sed.energy.values**2
+    np.testing.assert_allclose(d9["ballistic"], want, rtol=1e-12)
+
+
 def test_missing_cubes_are_skipped_with_the_stage_to_run(tmp_path):
     sys.path.insert(0, str(Path(__file__).parent / "stages"))
     from small_store import small_config
