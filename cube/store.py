@@ -64,6 +64,8 @@ LEDGER = "_ledger"
 LOCK_FILE = ".stardiffuse.lock"
 DIRTY_FILE = "_ledger/DIRTY"
 STAGING_PREFIX = "_staging_"
+#: 1-D coordinates up to this size [bytes] are loaded by :func:`open`; larger ones stay lazy.
+COORD_LOAD_LIMIT = 64 * 2**20
 
 
 class StoreError(RuntimeError):
@@ -360,4 +362,9 @@ def open(store: str | os.PathLike, group: str) -> xr.Dataset:  # noqa: A001 - th
             f"run `stardiffuse run --stages {group}`"
         )
     clean = (root / "zarr.json").exists() and not (root / DIRTY_FILE).exists()
-    return xr.open_zarr(os.fspath(root), group=group, consolidated=clean or False, zarr_format=3)
+    ds = xr.open_zarr(os.fspath(root), group=group, consolidated=clean or False, zarr_format=3)
+    # Small 1-D coordinates (per model, per pixel, per region) in memory, data variables lazy:
+    # xarray refuses boolean indexing with a dask array, so `ds.where(ds.stage == "MS",
+    # drop=True)` and `ds.sel(model=ds.mass_init > 3)` need them loaded.
+    small = {k: v.load() for k, v in ds.coords.items() if v.ndim == 1 and v.nbytes <= COORD_LOAD_LIMIT and v.chunks}
+    return ds.assign_coords(small) if small else ds

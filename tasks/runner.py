@@ -14,6 +14,8 @@ For one stage:
 
 from __future__ import annotations
 
+import errno
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
@@ -288,12 +290,33 @@ def run(
     names = resolve(stages)
     check_paths(config)
     results: dict[str, StageResult] = {}
-    with cstore.store_lock(store):
-        for name in names:
-            stage = STAGES[name]
-            if stage is None:
-                results[name] = StageResult(status="not built yet")
-                continue
-            results[name] = run_stage(stage, config, store, client, console)
-        cstore.consolidate(store)
+    current = "lock"
+    try:
+        with cstore.store_lock(store):
+            for name in names:
+                current = name
+                stage = STAGES[name]
+                if stage is None:
+                    results[name] = StageResult(status="not built yet")
+                    continue
+                results[name] = run_stage(stage, config, store, client, console)
+            current = "metadata"
+            cstore.consolidate(store)
+    except OSError as e:
+        if e.errno not in _STORAGE_ERRNOS:
+            raise
+        raise cstore.StoreError(
+            f"cannot write to store {store} ({os.strerror(e.errno)}, during {current}): every chunk recorded "
+            f"before this is intact and the next run computes only what is missing; "
+            f"{_STORAGE_ERRNOS[e.errno]}"
+        ) from None
     return RunSummary(store=str(store), stages=results)
+
+
+_STORAGE_ERRNOS = {
+    errno.ENOSPC: "free disk space (or use another --store) and rerun",
+    errno.EDQUOT: "free quota (or use another --store) and rerun",
+    errno.EROFS: "the file system is read-only: use a writable --store",
+    errno.EACCES: "you may not write there: fix the permissions or use another --store",
+    errno.EPERM: "you may not write there: fix the permissions or use another --store",
+}

@@ -137,3 +137,22 @@ def test_read_rows_gives_numpy_backed_rows(store):
     rows = cs.read_rows(store, "xsec", "E_p", np.array([6, 0]))
     assert isinstance(rows.sigma_inel.data, np.ndarray)
     np.testing.assert_array_equal(rows.sigma_inel.values, [70.0, 10.0])
+
+
+def test_open_loads_small_coordinates_and_keeps_data_lazy(tmp_path):
+    from tasks.config import load_preset
+    from tasks.runner import run
+
+    d = load_preset("quick").model_dump()
+    d["templates"].update(masses=[1.0, 5.0], metallicities=[0.02], snapshots_per_stage={"MS": 2, "RGB": 1, "CHeB": 1, "EAGB": 1, "TPAGB": 1}, radius_points=64)
+    from tasks.config import Config
+
+    store = tmp_path / "s.zarr"
+    run(Config.model_validate(d), store, stages=["templates"])
+    ds = cube.open(store, "templates")
+    assert not hasattr(ds.stage.data, "dask") and not hasattr(ds.mass_init.data, "dask")
+    assert hasattr(ds.rho.data, "dask")  # data stay lazy
+    ms = ds.where(ds.stage == "MS", drop=True)
+    assert set(ms.stage.values.astype(str)) == {"MS"} and hasattr(ms.rho.data, "dask")
+    heavy = ds.sel(model=ds.mass_init > 3)
+    assert (heavy.mass_init > 3).all() and heavy.sizes["model"] < ds.sizes["model"]

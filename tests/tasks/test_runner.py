@@ -181,3 +181,54 @@ def test_old_format_rows_are_never_copied_after_a_layout_change(tiny_config, sto
     wider = _with_xsec(tiny_config, E_p={"min": 0.1, "max": 1.0e5, "per_decade": 4})
     res = run(wider, store, stages=["xsec"]).stages["xsec"]
     assert res.chunks_copied == 0 and res.chunks_computed == res.chunks_total
+
+
+def test_full_disk_mid_stage_is_one_message_and_loses_nothing(tiny_config, store, tmp_path, monkeypatch):
+    import errno
+
+    from cube import store as cs_mod
+
+    real = cs_mod.write_chunk
+    calls = {"n": 0}
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*a, **k)
+
+    monkeypatch.setattr(cs_mod, "write_chunk", flaky)
+    with pytest.raises(cs.StoreError, match="No space left on device.*intact.*free disk space"):
+        run(tiny_config, store, stages=["xsec"])
+    # a new group is built in its staging group: the three written chunks are recorded there
+    assert len(cs.read_ledger(store, cs.staging_name("xsec"))) == 3
+    monkeypatch.setattr(cs_mod, "write_chunk", real)
+    res = run(tiny_config, store, stages=["xsec"]).stages["xsec"]
+    assert res.chunks_computed == res.chunks_total - 3
+    fresh = tmp_path / "fresh.zarr"
+    run(tiny_config, fresh, stages=["xsec"])
+    xr.testing.assert_identical(_load(store), _load(fresh))
+
+
+_READ_ONLY_CLI = """
+import errno, sys
+from cube import store as cs
+def refuse(*a, **k):
+    raise OSError(errno.EROFS, "Read-only file system")
+cs.write_chunk = refuse
+cs.record = refuse
+from tasks.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_read_only_store_is_one_message_and_keeps_its_chunks(tiny_config, store):
+    run(tiny_config, store, stages=["xsec"])
+    before = _load(store)
+    cfg = store.parent / "c.yaml"
+    cfg.write_text("preset: quick\nxsec:\n  E_p: {min: 0.1, max: 1.0e5, per_decade: 4}\n  energy: {min: 0.1, max: 100.0, per_decade: 4}\n  chunk: 3\n")
+    r = subprocess.run([sys.executable, "-c", _READ_ONLY_CLI, "run", "--config", str(cfg), "--store", str(store),
+                        "--cluster", "sync", "--stages", "xsec"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stderr
+    assert "Read-only file system" in r.stderr and "writable --store" in r.stderr and "Traceback" not in r.stderr
+    xr.testing.assert_identical(before, _load(store))
