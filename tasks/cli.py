@@ -95,7 +95,7 @@ def _cmd_run(args, console: Console) -> int:
         configs = [with_value(config, key, v) for v in values]  # all validated before anything runs
         stores = sweep_stores(args.store, key, values)
         summaries = []
-        with make_client(kind, workers, jobqueue, wait_timeout=config.run.wait_timeout) as client:
+        with make_client(kind, workers, jobqueue, **_cluster_options(config)) as client:
             for i, (cfg, st) in enumerate(zip(configs, stores)):
                 if i:
                     seed_from(stores[i - 1], st)
@@ -106,7 +106,7 @@ def _cmd_run(args, console: Console) -> int:
         if args.json:
             print(json.dumps({"sweep": key, "values": values, "stores": [s.as_json() for s in summaries]}))
         return 0
-    with make_client(kind, workers, jobqueue, wait_timeout=config.run.wait_timeout) as client:
+    with make_client(kind, workers, jobqueue, **_cluster_options(config)) as client:
         summary = run(config, args.store, client=client, stages=stages, console=console)
     total = time.perf_counter() - t0
     _print_summary(summary, console)
@@ -114,6 +114,13 @@ def _cmd_run(args, console: Console) -> int:
     if args.json:
         print(json.dumps(summary.as_json()))
     return 0
+
+
+def _cluster_options(config) -> dict:
+    r = config.run
+    adapt = (r.min_jobs or 1, r.max_jobs) if r.max_jobs else None
+    return {"wait_timeout": r.wait_timeout, "adapt": adapt, "worker_lifetime": r.worker_lifetime,
+            "lifetime_stagger": r.lifetime_stagger}
 
 
 def _print_summary(summary, console: Console) -> None:
@@ -131,14 +138,14 @@ def _print_summary(summary, console: Console) -> None:
 
 
 def _cmd_status(args, console: Console) -> int:
-    from tasks.runner import stage_status
-    from tasks.stages import ORDER, STAGES
-
     from tasks.config import check_paths
+    from tasks.runner import stage_status
+    from tasks.stages import ORDER, STAGES, UPSTREAM
 
     config = _load(args)
     check_paths(config)
     out = {}
+    behind: dict[str, set] = {}  # stages whose inputs will change once their upstream reruns
     for name in ORDER:
         stage = STAGES[name]
         if stage is None:
@@ -148,12 +155,18 @@ def _cmd_status(args, console: Console) -> int:
             out[name] = stage_status(stage, config, args.store)
         except FileNotFoundError as e:
             out[name] = {"status": f"waiting for upstream ({e})"}
+        ups = {u for u in UPSTREAM[name] if out.get(u, {}).get("chunks_stale") or behind.get(u)}
+        behind[name] = ups | set().union(*(behind.get(u, set()) for u in UPSTREAM[name]))
+        if behind[name] and "chunks_total" in out[name]:
+            # Its fingerprints follow its upstream chunks: more become stale when those rerun.
+            out[name]["upstream_stale"] = sorted(behind[name], key=ORDER.index)
     if args.json:
         print(json.dumps({"store": args.store, "stages": out}))
     else:
         for name, st in out.items():
             if "chunks_total" in st:
-                console.print(f"  {name:<11} {st['chunks_total']} chunks, {st['chunks_stale']} stale")
+                more = f" (more once {', '.join(st['upstream_stale'])} rerun)" if st.get("upstream_stale") else ""
+                console.print(f"  {name:<11} {st['chunks_total']} chunks, {st['chunks_stale']} stale{more}")
                 if st.get("reason"):
                     console.print(f"      {st['reason']}")
             else:

@@ -137,7 +137,8 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def slurm_cluster(jobqueue_config: str | Path | None = None) -> Iterator[Any]:
+def slurm_cluster(jobqueue_config: str | Path | None = None, worker_lifetime: str | None = None,
+                  lifetime_stagger: str = "5m") -> Iterator[Any]:
     """A ``dask_jobqueue.SLURMCluster`` built from a jobqueue YAML, closed on exit.
 
     No job is submitted until the caller scales the cluster, so this is also the
@@ -147,6 +148,12 @@ def slurm_cluster(jobqueue_config: str | Path | None = None) -> Iterator[Any]:
     ----------
     jobqueue_config : str or Path, optional
         See :func:`load_jobqueue_config`.
+    worker_lifetime : str, optional
+        Dask duration (``"3h50m"``) after which each worker retires gracefully (its tasks
+        move to other workers); set it below the job walltime and use ``adapt`` so that
+        retired jobs are replaced and a long run survives job ends.
+    lifetime_stagger : str
+        Random spread of the lifetimes, so that workers do not all retire at once.
 
     Yields
     ------
@@ -160,8 +167,12 @@ def slurm_cluster(jobqueue_config: str | Path | None = None) -> Iterator[Any]:
     # dask-jobqueue reads dask.config again each time it creates a job (on scale),
     # so the settings must stay in force for the cluster's whole life.
     with dask.config.set(_flatten(data)):
+        kwargs = {}
+        if worker_lifetime:
+            extra = list(dask.config.get("jobqueue.slurm.worker-extra-args", None) or [])
+            kwargs["worker_extra_args"] = extra + ["--lifetime", worker_lifetime, "--lifetime-stagger", lifetime_stagger]
         try:
-            cluster = SLURMCluster(config_name="slurm")
+            cluster = SLURMCluster(config_name="slurm", **kwargs)
         except Exception as exc:
             raise ClusterError(
                 f"could not create a SLURMCluster from {jobqueue_config or DEFAULT_JOBQUEUE_CONFIG}: "
@@ -180,6 +191,9 @@ def make_client(
     jobqueue_config: str | Path | None = None,
     *,
     wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+    adapt: tuple[int, int] | None = None,
+    worker_lifetime: str | None = None,
+    lifetime_stagger: str = "5m",
 ) -> Iterator[Any]:
     """Start a Dask cluster and client for the duration of a ``with`` block.
 
@@ -200,6 +214,11 @@ def make_client(
     wait_timeout : float
         ``'slurm'`` only: seconds to wait for all workers to connect (jobs may
         queue) before giving up with :class:`ClusterError`.
+    adapt : (int, int), optional
+        ``'slurm'`` only: scale between this many Slurm jobs (``cluster.adapt``) instead
+        of a fixed ``workers``; jobs that end (walltime, ``worker_lifetime``) are replaced.
+    worker_lifetime, lifetime_stagger : str, optional
+        ``'slurm'`` only: see :func:`slurm_cluster`.
 
     Yields
     ------
@@ -234,10 +253,15 @@ def make_client(
                 yield client
         return
 
-    jobs = workers or 1
-    with slurm_cluster(jobqueue_config) as cluster:
+    if adapt is not None and not (1 <= adapt[0] <= adapt[1]):
+        raise ClusterError(f"adaptive Slurm jobs need 1 <= min_jobs <= max_jobs, got {adapt} (run.min_jobs, run.max_jobs)")
+    jobs = adapt[0] if adapt else (workers or 1)
+    with slurm_cluster(jobqueue_config, worker_lifetime, lifetime_stagger) as cluster:
         per_job = int(cluster._dummy_job.worker_processes)
-        cluster.scale(jobs=jobs)
+        if adapt:
+            cluster.adapt(minimum_jobs=adapt[0], maximum_jobs=adapt[1])
+        else:
+            cluster.scale(jobs=jobs)
         with Client(cluster) as client:
             try:
                 client.wait_for_workers(jobs * per_job, timeout=wait_timeout)

@@ -412,6 +412,20 @@ class Run(_Section):
     workers: Annotated[int, Field(ge=1)] | None = None
     jobqueue: str | None = Field(None, description="dask-jobqueue YAML (default deployment/jobqueue.yaml)")
     wait_timeout: Positive = Field(600.0, description="seconds to wait for Slurm workers")
+    min_jobs: Annotated[int, Field(ge=1)] | None = Field(None, description="Slurm: adapt between min_jobs and max_jobs")
+    max_jobs: Annotated[int, Field(ge=1)] | None = Field(None, description="Slurm: adapt between min_jobs and max_jobs")
+    worker_lifetime: str | None = Field(
+        None, description="Slurm: workers retire after this Dask duration (e.g. 3h50m, below the walltime)"
+    )
+    lifetime_stagger: str = Field("5m", description="Slurm: random spread of worker lifetimes")
+
+    @model_validator(mode="after")
+    def _jobs(self) -> "Run":
+        if self.min_jobs is not None and self.max_jobs is None:
+            raise ValueError("min_jobs needs max_jobs (adaptive Slurm scaling between the two)")
+        if self.max_jobs is not None and (self.min_jobs or 1) > self.max_jobs:
+            raise ValueError(f"min_jobs ({self.min_jobs}) must not exceed max_jobs ({self.max_jobs})")
+        return self
 
 
 class Config(_Section):

@@ -91,7 +91,26 @@ def _row_index(ledger: Mapping[str, dict]) -> dict[str, int]:
     return index
 
 
-def _execute(tasks: list[tuple[ChunkKey, Callable, tuple]], client, on_done: Callable[[ChunkKey], None], label: str, console: Console | None) -> None:
+class _Payload:
+    """Stands in a task's arguments for the stage payload, scattered once per worker by :func:`_execute`."""
+
+
+PAYLOAD = _Payload()
+
+#: Rounds in a row without a finished chunk after which a stage gives up, when workers keep
+#: leaving with data only they held (adaptive Slurm jobs that end, killed workers): otherwise
+#: the payload is scattered again and the unfinished chunks are resubmitted.
+MAX_STALLED_ROUNDS = 3
+
+
+def _execute(
+    tasks: list[tuple[ChunkKey, Callable, tuple]],
+    client,
+    on_done: Callable[[ChunkKey], None],
+    label: str,
+    console: Console | None,
+    payload: Any = None,
+) -> None:
     if not tasks:
         return
     progress = Progress(
@@ -107,19 +126,48 @@ def _execute(tasks: list[tuple[ChunkKey, Callable, tuple]], client, on_done: Cal
         bar = progress.add_task(label, total=len(tasks))
         if client is None:
             for key, fn, args in tasks:
-                on_done(fn(*args))
+                on_done(fn(*(payload if a is PAYLOAD else a for a in args)))
                 progress.advance(bar)
-        else:
-            from distributed import as_completed
+            return
+        from distributed import as_completed
+        from distributed.client import FutureCancelledError
 
-            futures = [client.submit(fn, *args, pure=False, key=f"{label}-{key.name}") for key, fn, args in tasks]
+        pending = {key: (fn, args) for key, fn, args in tasks}
+        stalled, round_ = 0, 0
+        while pending:
+            round_ += 1
+            before = len(pending)
+            # One copy per worker instead of one per task: payloads can hold a whole model table.
+            shared = client.scatter(payload, broadcast=True, hash=False) if payload is not None else None
+            futures = {
+                client.submit(fn, *(shared if a is PAYLOAD else a for a in args), pure=False,
+                              key=f"{label}-{key.name}-r{round_}"): key
+                for key, (fn, args) in pending.items()
+            }
+            lost = False
             try:
-                for fut in as_completed(futures):
-                    on_done(fut.result())
+                for fut in as_completed(list(futures)):
+                    try:
+                        done_key = fut.result()
+                    except FutureCancelledError:
+                        lost = True  # its inputs left with a worker: resubmitted below
+                        continue
+                    on_done(done_key)
+                    pending.pop(futures[fut], None)
                     progress.advance(bar)
             finally:
                 for fut in futures:
                     fut.cancel()
+            if pending and not lost:  # pragma: no cover - as_completed returns when all are done
+                raise RuntimeError(f"stage {label}: {len(pending)} chunks neither finished nor failed")
+            stalled = stalled + 1 if len(pending) == before else 0
+            if stalled >= MAX_STALLED_ROUNDS:
+                from tasks.cluster import ClusterError
+
+                raise ClusterError(
+                    f"stage {label}: {len(pending)} chunks lost their workers {stalled} times in a row; "
+                    f"check the workers (lifetime, memory) and rerun: only these chunks are computed"
+                )
 
 
 def run_stage(stage: Stage, config, store, client=None, console: Console | None = None) -> StageResult:
@@ -180,13 +228,9 @@ def run_stage(stage: Stage, config, store, client=None, console: Console | None 
         row_fps = list(rows[key.start : key.stop]) if rows is not None else []
         cstore.record(store, key, wanted[key], row_fps, group=target, start=key.start)
 
-    payload = plan.payload
-    if client is not None and todo:
-        # One copy per worker instead of one per task: payloads can hold a whole model table.
-        payload = client.scatter(payload, broadcast=True, hash=False)
     tasks = [(k, _copy_and_write, (store, group, target, k, pos)) for k, pos in copies]
-    tasks += [(k, _compute_and_write, (store, target, group, k, plan.compute, payload)) for k in todo]
-    _execute(tasks, client, done, group, console)
+    tasks += [(k, _compute_and_write, (store, target, group, k, plan.compute, PAYLOAD)) for k in todo]
+    _execute(tasks, client, done, group, console, payload=plan.payload if todo else None)
 
     if target == staging:
         cstore.swap_in_staging(store, group)

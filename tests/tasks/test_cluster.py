@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dask
 import dask.array as da
+import numpy as np
 import pytest
 import yaml
 
@@ -203,3 +204,33 @@ def test_local_cluster_matches_sync():
         assert _array_result() == expected
         assert client.submit(sum, [1, 2, 3]).result() == 6
     assert client.status == "closed"
+
+
+def test_adaptive_slurm_replaces_a_job_that_ends_mid_stage(tmp_path, fake_slurm):
+    # Workers retire after 8 s (their Slurm job ends); adapt() submits a new job and the
+    # stage finishes on it, with every chunk recorded and the same numbers as in-process.
+    sys.path.insert(0, str(Path(__file__).parent / "stages"))
+    from small_store import small_config
+
+    import cube
+    from tasks.runner import run
+
+    config = small_config({}, **{"templates.chunk": 8})
+    jq = _write_yaml(tmp_path / "jq.yaml", **TEST_JOB, **{"local-directory": str(tmp_path / "scratch")})
+    store = tmp_path / "s.zarr"
+    with tc.make_client("slurm", jobqueue_config=jq, wait_timeout=60, adapt=(1, 1), worker_lifetime="8s",
+                        lifetime_stagger="0s") as client:
+        res = run(config, store, client=client, stages=["templates"]).stages["templates"]
+    assert res.chunks_computed == res.chunks_total > 1
+    jobs = sorted(p.stem for p in fake_slurm.glob("*.sh"))
+    assert len(jobs) >= 2, "no job was replaced: the stage finished within one worker lifetime"
+    ref = tmp_path / "ref.zarr"
+    run(config, ref, stages=["templates"])
+    a, b = cube.open(store, "templates").load(), cube.open(ref, "templates").load()
+    np.testing.assert_array_equal(a.rho.values, b.rho.values)
+
+
+def test_adapt_bounds_are_checked():
+    with pytest.raises(tc.ClusterError, match="min_jobs <= max_jobs"):
+        with tc.make_client("slurm", adapt=(3, 2)):
+            pass
