@@ -106,8 +106,18 @@ def _cmd_run(args, console: Console) -> int:
         if args.json:
             print(json.dumps({"sweep": key, "values": values, "stores": [s.as_json() for s in summaries]}))
         return 0
-    with make_client(kind, workers, jobqueue, **_cluster_options(config)) as client:
-        summary = run(config, args.store, client=client, stages=stages, console=console)
+    if kind == "sync":
+        with make_client("sync") as client:
+            summary = run(config, args.store, client=client, stages=stages, console=console)
+    else:
+        # The cluster starts when a stage first has work: a run with nothing to do starts none.
+        from tasks.cluster import LazyClient
+
+        client = LazyClient(lambda: make_client(kind, workers, jobqueue, **_cluster_options(config)))
+        try:
+            summary = run(config, args.store, client=client, stages=stages, console=console)
+        finally:
+            client.close()
     total = time.perf_counter() - t0
     _print_summary(summary, console)
     console.print(f"store {summary.store} up to date in {total:.1f} s")

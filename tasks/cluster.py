@@ -31,6 +31,7 @@ __all__ = [
     "available_cpus",
     "load_jobqueue_config",
     "make_client",
+    "LazyClient",
     "slurm_cluster",
 ]
 
@@ -275,3 +276,33 @@ def make_client(
                     "(jobqueue.slurm.interface, e.g. ib0)."
                 ) from exc
             yield client
+
+
+class LazyClient:
+    """A ``distributed.Client`` started on first use, so a run with nothing to compute starts no cluster.
+
+    Parameters
+    ----------
+    factory : callable
+        Returns the context manager that yields the client (``lambda: make_client(...)``).
+    """
+
+    def __init__(self, factory) -> None:
+        self._factory = factory
+        self._stack = contextlib.ExitStack()
+        self._client = None
+
+    @property
+    def started(self) -> bool:
+        """Whether the cluster was needed (and started)."""
+        return self._client is not None
+
+    def __getattr__(self, name: str):
+        if self._client is None:
+            self._client = self._stack.enter_context(self._factory())
+        return getattr(self._client, name)
+
+    def close(self) -> None:
+        """Close the client and its cluster, if they were started."""
+        self._stack.close()
+        self._client = None

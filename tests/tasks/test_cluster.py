@@ -234,3 +234,23 @@ def test_adapt_bounds_are_checked():
     with pytest.raises(tc.ClusterError, match="min_jobs <= max_jobs"):
         with tc.make_client("slurm", adapt=(3, 2)):
             pass
+
+
+def test_lazy_client_starts_a_cluster_only_when_there_is_work(tmp_path):
+    from tasks.config import load_preset
+    from tasks.runner import run
+
+    d = load_preset("quick").model_dump()
+    d["xsec"] = {"E_p": {"min": 0.1, "max": 100.0, "per_decade": 3}, "energy": {"min": 0.1, "max": 10.0, "per_decade": 3}, "chunk": 4}
+    from tasks.config import Config
+
+    config = Config.model_validate(d)
+    store = tmp_path / "s.zarr"
+    for expect_start in (True, False):
+        lazy = tc.LazyClient(lambda: tc.make_client("local", workers=1))
+        try:
+            res = run(config, store, client=lazy, stages=["xsec"]).stages["xsec"]
+            assert lazy.started is expect_start
+            assert res.chunks_computed == (res.chunks_total if expect_start else 0)
+        finally:
+            lazy.close()

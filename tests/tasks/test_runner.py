@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -232,3 +233,80 @@ def test_read_only_store_is_one_message_and_keeps_its_chunks(tiny_config, store)
     assert r.returncode == 2, r.stderr
     assert "Read-only file system" in r.stderr and "writable --store" in r.stderr and "Traceback" not in r.stderr
     xr.testing.assert_identical(before, _load(store))
+
+
+def test_a_worker_killed_mid_stage_loses_nothing(tmp_path):
+    import threading
+
+    sys.path.insert(0, str(Path(__file__).parent / "stages"))
+    from small_store import small_config
+
+    config = small_config({}, **{"templates.chunk": 8})
+    store = tmp_path / "s.zarr"
+    ledger = store / "_ledger" / cs.staging_name("templates")
+    killed = []
+
+    def kill_one_worker(pid):
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if ledger.is_dir() and len(list(ledger.glob("*.json"))) >= 2:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(len(list(ledger.glob("*.json"))))
+                return
+            time.sleep(0.05)
+
+    with make_client("local", 2) as client:
+        pid = next(iter(client.run(os.getpid).values()))
+        t = threading.Thread(target=kill_one_worker, args=(pid,))
+        t.start()
+        res = run(config, store, client=client, stages=["templates"]).stages["templates"]
+        t.join()
+    assert killed and killed[0] < res.chunks_total  # it died mid-stage
+    assert res.chunks_computed == res.chunks_total
+    assert len(cs.read_ledger(store, "templates")) == res.chunks_total
+    ref = tmp_path / "ref.zarr"
+    run(config, ref, stages=["templates"])
+    np.testing.assert_array_equal(_load(store, "templates").rho.values, _load(ref, "templates").rho.values)
+
+
+@pytest.mark.parametrize("stage, upstream, chunk_key", [("emissivity", "population", "galaxy.chunk"), ("sky", "emissivity", "sky.chunk")])
+def test_sigkill_mid_galaxy_stage_then_rerun_equals_uninterrupted(tmp_path, stage, upstream, chunk_key):
+    import shutil
+
+    sys.path.insert(0, str(Path(__file__).parent / "stages"))
+    from small_store import small_config
+
+    config = small_config(
+        dict(stars_per_population=2000, batches=4, R_points=25, z_points=6),
+        dict(nside=8, steps=256, region_dl=5.0, region_b_nodes=2),
+        **{chunk_key: 1 if stage == "emissivity" else 16},
+    )
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(json.dumps(json.loads(config.model_dump_json())))
+    base = tmp_path / "base.zarr"
+    run(config, base, stages=[upstream])
+    killed, clean = tmp_path / "killed.zarr", tmp_path / "clean.zarr"
+    shutil.copytree(base, killed)
+    shutil.copytree(base, clean)
+
+    p = _cli("run", "--config", str(cfg), "--store", str(killed), "--cluster", "sync", "--stages", stage)
+    ledger = killed / "_ledger" / cs.staging_name(stage)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if ledger.is_dir() and len(list(ledger.glob("*.json"))) >= 3:
+            break
+        if p.poll() is not None:
+            pytest.fail(f"run ended before it could be killed: {p.communicate()}")
+        time.sleep(0.01)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    n_done = len(list(ledger.glob("*.json")))
+    again = _cli("run", "--config", str(cfg), "--store", str(killed), "--cluster", "sync", "--stages", stage, "--json")
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])["stages"][stage]
+    assert n_done < summary["chunks_total"]
+    assert summary["chunks_computed"] <= summary["chunks_total"] - n_done + 1
+    ok = _cli("run", "--config", str(cfg), "--store", str(clean), "--cluster", "sync", "--stages", stage)
+    assert ok.wait(300) == 0
+    xr.testing.assert_identical(_load(killed, stage), _load(clean, stage))
