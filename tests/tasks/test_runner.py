@@ -109,6 +109,20 @@ def _cli(*args, **kw):
     )
 
 
+def _kill_when_recorded(p, ledger, n: int) -> int:
+    """SIGKILL the run ``p`` once ``n`` chunks are recorded in ``ledger``; returns how many were."""
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if ledger.is_dir() and len(list(ledger.glob("*.json"))) >= n:
+            break
+        if p.poll() is not None:
+            pytest.fail(f"run ended before it could be killed: {p.communicate()}")
+        time.sleep(0.01)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    return len(list(ledger.glob("*.json")))
+
+
 def test_sigkill_mid_stage_then_rerun_equals_uninterrupted(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(
@@ -125,17 +139,7 @@ def test_sigkill_mid_stage_then_rerun_equals_uninterrupted(tmp_path):
     )
     killed = tmp_path / "killed.zarr"
     p = _cli("run", "--config", str(cfg), "--store", str(killed), "--cluster", "sync", "--stages", "xsec")
-    ledger = killed / "_ledger" / cs.staging_name("xsec")
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if ledger.is_dir() and len(list(ledger.glob("*.json"))) >= 20:
-            break
-        if p.poll() is not None:
-            pytest.fail(f"run ended before it could be killed: {p.communicate()}")
-        time.sleep(0.02)
-    os.kill(p.pid, signal.SIGKILL)
-    p.wait()
-    n_done = len(list(ledger.glob("*.json")))
+    n_done = _kill_when_recorded(p, killed / "_ledger" / cs.staging_name("xsec"), 20)
     assert 20 <= n_done < 241, n_done
 
     again = _cli("run", "--config", str(cfg), "--store", str(killed), "--cluster", "sync", "--stages", "xsec", "--json")
@@ -290,17 +294,7 @@ def test_sigkill_mid_galaxy_stage_then_rerun_equals_uninterrupted(tmp_path, stag
     shutil.copytree(base, clean)
 
     p = _cli("run", "--config", str(cfg), "--store", str(killed), "--cluster", "sync", "--stages", stage)
-    ledger = killed / "_ledger" / cs.staging_name(stage)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if ledger.is_dir() and len(list(ledger.glob("*.json"))) >= 3:
-            break
-        if p.poll() is not None:
-            pytest.fail(f"run ended before it could be killed: {p.communicate()}")
-        time.sleep(0.01)
-    os.kill(p.pid, signal.SIGKILL)
-    p.wait()
-    n_done = len(list(ledger.glob("*.json")))
+    n_done = _kill_when_recorded(p, killed / "_ledger" / cs.staging_name(stage), 3)
     again = _cli("run", "--config", str(cfg), "--store", str(killed), "--cluster", "sync", "--stages", stage, "--json")
     out, err = again.communicate(timeout=300)
     assert again.returncode == 0, err
