@@ -17,11 +17,11 @@ import xarray as xr
 from cube.fingerprint import Fingerprinter
 from tasks.kernels.regions import BUILTIN_REGIONS, region_nodes, solid_angle
 from tasks.stages.base import Stage, StagePlan, placeholder
-from tasks.stages.sky import CODE_VERSION as SKY_CODE, emissivity_inputs, galaxy_intensity, los_settings, upstream_key
+from tasks.stages.sky import CODE_VERSION as SKY_CODE, emissivity_inputs, galaxy_intensity, los_payload, los_settings, upstream_key
 
 __all__ = ["STAGE", "plan", "compute", "regions"]
 
-CODE_VERSION = f"sed/1 exact-l-sinb-quadrature ({SKY_CODE})"
+CODE_VERSION = f"sed/2 exact-l-sinb-quadrature ({SKY_CODE})"
 SCENARIOS = ("ballistic", "mirroring")
 MESSENGERS = ("gamma", "nu")
 
@@ -99,14 +99,11 @@ def plan(config, store, client=None) -> StagePlan:
         },
         compute=compute,
         payload={
-            "store": str(store),
-            "emissivity_key": key,
-            "galaxy": config.galaxy,
+            **los_payload(config, store, key, energy),
             "names": names,
             "boxes": boxes,
             "dl": s.region_dl,
             "nb": s.region_b_nodes,
-            **{k: settings[k] for k in ("z_obs", "steps", "modes")},
         },
         notes=[f"{n} regions ({len(s.regions)} from sky.regions)"],
     )

@@ -28,7 +28,7 @@ from tasks.kernels.galaxy import COMPONENTS, PC_CM, component_densities, density
 from tasks.kernels.los import KPC_CM, interp_weights, ray_nodes
 from tasks.stages.base import MissingInputError, Stage, StagePlan, placeholder, upstream_fingerprint
 
-__all__ = ["STAGE", "plan", "compute", "galaxy_intensity", "emissivity_inputs", "component_modes"]
+__all__ = ["STAGE", "plan", "compute", "galaxy_intensity", "emissivity_inputs", "component_modes", "los_payload"]
 
 CODE_VERSION = "sky/1 gl-los analytic-density"
 SCENARIOS = ("ballistic", "mirroring")
@@ -192,6 +192,18 @@ def los_settings(config) -> dict:
     }
 
 
+def los_payload(config, store, key: str, energy: np.ndarray) -> dict:
+    """What :func:`galaxy_intensity` needs on a worker: the same for sky maps and region spectra."""
+    settings = los_settings(config)
+    return {
+        "store": str(store),
+        "emissivity_key": key,
+        "galaxy": config.galaxy,
+        "kappa": _kappa(config, energy),
+        **{k: settings[k] for k in ("z_obs", "steps", "modes")},
+    }
+
+
 def _kappa(config, energy: np.ndarray) -> np.ndarray | None:
     """CMB absorption coefficient per energy [kpc^-1] when ``sky.cmb_attenuation`` is on, else ``None``."""
     if not config.sky.cmb_attenuation:
@@ -238,15 +250,7 @@ def plan(config, store, client=None) -> StagePlan:
             "coordsys": "G",
         },
         compute=compute,
-        payload={
-            "store": str(store),
-            "emissivity_key": key,
-            "galaxy": config.galaxy,
-            "nside": s.nside,
-            "components": s.components,
-            "kappa": _kappa(config, energy),
-            **{k: settings[k] for k in ("z_obs", "steps", "modes")},
-        },
+        payload={**los_payload(config, store, key, energy), "nside": s.nside, "components": s.components},
         notes=[f"nside {s.nside}: {n_pix} pixels x {s.steps} nodes per line of sight"],
     )
 

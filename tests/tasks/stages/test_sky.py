@@ -211,6 +211,10 @@ def test_cmb_attenuation_absorbs_pev_gamma_rays_along_the_path(built, tmp_path):
     p = cube.open(plain, "sky").load()
     np.testing.assert_array_equal(a.intensity.sel(messenger="nu"), p.intensity.sel(messenger="nu"))
     np.testing.assert_array_equal(a.intensity.sel(messenger="gamma", energy=10.0), p.intensity.sel(messenger="gamma", energy=10.0))
+    # region spectra see the same absorption as the maps
+    sa, sp = cube.open(work, "sed").load(), cube.open(plain, "sed").load()
+    np.testing.assert_array_equal(sa.mean_intensity.sel(messenger="nu"), sp.mean_intensity.sel(messenger="nu"))
+    assert (sa.mean_intensity / sp.mean_intensity).sel(messenger="gamma", energy=1000.0).max() < 1
     ratio = (a.intensity / p.intensity).sel(messenger="gamma", scenario="ballistic", energy=1000.0)
     assert (ratio < 1).all() and float(ratio.min()) < 0.5  # towards the inner Galaxy, ~10-20 kpc of path
     # a direct evaluation with exp(-kappa s) along the same nodes
