@@ -8,6 +8,7 @@ exit with status 2, without a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -73,7 +74,6 @@ def _load(args):
 
 
 def _cmd_run(args, console: Console) -> int:
-    from tasks.cluster import make_client
     from tasks.runner import run
     from tasks.stages import resolve
 
@@ -95,7 +95,7 @@ def _cmd_run(args, console: Console) -> int:
         configs = [with_value(config, key, v) for v in values]  # all validated before anything runs
         stores = sweep_stores(args.store, key, values)
         summaries = []
-        with make_client(kind, workers, jobqueue, **_cluster_options(config)) as client:
+        with _client(kind, workers, jobqueue, config) as client:
             for i, (cfg, st) in enumerate(zip(configs, stores)):
                 if i:
                     seed_from(stores[i - 1], st)
@@ -106,18 +106,8 @@ def _cmd_run(args, console: Console) -> int:
         if args.json:
             print(json.dumps({"sweep": key, "values": values, "stores": [s.as_json() for s in summaries]}))
         return 0
-    if kind == "sync":
-        with make_client("sync") as client:
-            summary = run(config, args.store, client=client, stages=stages, console=console)
-    else:
-        # The cluster starts when a stage first has work: a run with nothing to do starts none.
-        from tasks.cluster import LazyClient
-
-        client = LazyClient(lambda: make_client(kind, workers, jobqueue, **_cluster_options(config)))
-        try:
-            summary = run(config, args.store, client=client, stages=stages, console=console)
-        finally:
-            client.close()
+    with _client(kind, workers, jobqueue, config) as client:
+        summary = run(config, args.store, client=client, stages=stages, console=console)
     total = time.perf_counter() - t0
     _print_summary(summary, console)
     console.print(f"store {summary.store} up to date in {total:.1f} s")
@@ -126,11 +116,24 @@ def _cmd_run(args, console: Console) -> int:
     return 0
 
 
-def _cluster_options(config) -> dict:
+@contextlib.contextmanager
+def _client(kind: str, workers, jobqueue, config):
+    """The run's client; a cluster starts only when a stage first has work (none for a no-op run)."""
+    from tasks.cluster import LazyClient, make_client
+
+    if kind == "sync":
+        with make_client("sync") as client:
+            yield client
+        return
     r = config.run
     adapt = (r.min_jobs or 1, r.max_jobs) if r.max_jobs else None
-    return {"wait_timeout": r.wait_timeout, "adapt": adapt, "worker_lifetime": r.worker_lifetime,
-            "lifetime_stagger": r.lifetime_stagger}
+    options = {"wait_timeout": r.wait_timeout, "adapt": adapt, "worker_lifetime": r.worker_lifetime,
+               "lifetime_stagger": r.lifetime_stagger}
+    client = LazyClient(lambda: make_client(kind, workers, jobqueue, **options))
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def _print_summary(summary, console: Console) -> None:
