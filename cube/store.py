@@ -54,6 +54,8 @@ __all__ = [
     "consolidate",
     "layout_signature",
     "group_attrs_update",
+    "cache_path",
+    "write_atomic",
 ]
 
 # Label coordinates (messenger, stage, region names) are stored as strings, which zarr-python
@@ -158,6 +160,19 @@ def forget(store: str | os.PathLike, keys: list[ChunkKey], *, group: str | None 
     for key in keys:
         with contextlib.suppress(FileNotFoundError):
             (_ledger_dir(store, group or key.group) / f"{key.name}.json").unlink()
+
+
+def cache_path(store: str | os.PathLike, kind: str, name: str) -> Path:
+    """Where a stage caches a derived input in the store: ``<store>/_cache/<kind>/<name>``."""
+    return Path(store) / "_cache" / kind / name
+
+
+def write_atomic(path: Path, write) -> None:
+    """Create ``path`` with ``write(tmp_path)`` through a temporary file, so readers never see half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")  # keeps the suffix (np.save needs it)
+    write(tmp)
+    os.replace(tmp, path)
 
 
 def _mark_dirty(store: str | os.PathLike) -> None:

@@ -151,12 +151,11 @@ def usable_models(store) -> np.ndarray:
     the store, keyed by the templates cube's fingerprint.
     """
     import os
-    from pathlib import Path
 
     import zarr
 
     fp = upstream_fingerprint(store, "templates")
-    path = Path(store) / "_cache" / "usable" / f"{fp}.npy"
+    path = cstore.cache_path(store, "usable", f"{fp}.npy")
     try:
         return np.load(path)
     except (OSError, ValueError):
@@ -169,10 +168,7 @@ def usable_models(store) -> np.ndarray:
         arr = g[name]
         for s0 in range(0, n, step * 16):
             ok[s0 : s0 + step * 16] &= np.isfinite(arr[s0 : s0 + step * 16]).all(axis=1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{os.getpid()}.tmp.npy")
-    np.save(tmp, ok)
-    os.replace(tmp, path)
+    cstore.write_atomic(path, lambda tmp: np.save(tmp, ok))
     return ok
 
 

@@ -18,7 +18,6 @@ its metadata and the structure settings, so the layout may grow and still reuse 
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ import pandas as pd
 import xarray as xr
 
 from catalogs.stellar.grid import radius_grid
+from cube import store as cstore
 from cube.fingerprint import Fingerprinter, fingerprint
 from tasks.stages.base import Stage, StagePlan, placeholder
 
@@ -61,7 +61,7 @@ def _evolve_one(mass: float, z: float, snapshots: dict, extra: list, t_max: floa
 
 
 def _cache_path(store, key: str) -> Path:
-    return Path(store) / "_cache" / "tracks" / f"{key}.pkl"
+    return cstore.cache_path(store, "tracks", f"{key}.pkl")
 
 
 def _load_cached(path: Path) -> pd.DataFrame | None:
@@ -71,13 +71,6 @@ def _load_cached(path: Path) -> pd.DataFrame | None:
         return None
     except Exception:  # noqa: BLE001 - a corrupt cache entry is simply rebuilt
         return None
-
-
-def _save_cached(path: Path, df: pd.DataFrame) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    df.to_pickle(tmp)
-    os.replace(tmp, path)
 
 
 def generator_tracks(config, store, client=None) -> pd.DataFrame:
@@ -110,7 +103,7 @@ def generator_tracks(config, store, client=None) -> pd.DataFrame:
     else:
         results = [_evolve_one(*a) for a in args]
     for (m, z), df in zip(missing, results):
-        _save_cached(_cache_path(store, _track_key(config, m, z)), df)
+        cstore.write_atomic(_cache_path(store, _track_key(config, m, z)), df.to_pickle)
         frames[(m, z)] = df
     out = pd.concat([frames[p] for p in pairs if len(frames[p])], ignore_index=True)
     out["source"] = "generator"

@@ -283,13 +283,11 @@ def _solar(store, tpl: xr.Dataset, sun: int, sun_row: str, xsec: dict, xsec_fp: 
     no-op plan reads the numbers back instead, keyed by everything they depend on.
     """
     import json
-    import os
-    from pathlib import Path
 
     mi = config.mirroring
     hawc = mi.model_dump(mode="json", exclude={"calibration"})
     key = digest({"code": CODE_VERSION, "sun": sun_row, "xsec": xsec_fp, "X": xsec["X"], "args": args, "hawc": hawc})
-    path = Path(store) / "_cache" / "solar" / f"{key}.json"
+    path = cstore.cache_path(store, "solar", f"{key}.json")
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -320,10 +318,7 @@ def _solar(store, tpl: xr.Dataset, sun: int, sun_row: str, xsec: dict, xsec_fp: 
             )
         ),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(out))
-    os.replace(tmp, path)
+    cstore.write_atomic(path, lambda tmp: tmp.write_text(json.dumps(out)))
     return out
 
 
