@@ -58,8 +58,8 @@ def emissivity_inputs(store, key: str, modes: dict[str, str]) -> dict:
         L = e.luminosity_mean.sel(component=c).transpose("R", "z", "scenario", "messenger", "energy").values
         S = e.luminosity_mean_stderr.sel(component=c).transpose("R", "z", "scenario", "messenger", "energy").values
         flat = lambda a: a.reshape(a.shape[0], a.shape[1], -1)  # noqa: E731
-        if modes[c] == "const":
-            out[c] = (flat(L)[0, 0], flat(S)[0, 0])
+        if modes[c] == "const":  # one node: the operator is a column, L_bar a row
+            out[c] = (flat(L)[0, :1], flat(S)[0, :1])
         elif modes[c] == "R":
             out[c] = (flat(L)[:, 0], flat(S)[:, 0])
         else:
@@ -94,60 +94,62 @@ def _galaxy_intensity(l_deg, b_deg, payload, lbar, per_component):
         rays = ray_nodes(l_deg[sl], b_deg[sl], g.R_sun, payload["z_obs"], g.R_max, g.z_max, payload["steps"])
         zabs = np.abs(rays.z)
         dens = component_densities(rays.R, zabs, g)
+        geom = _Geometry(rays, zabs, R_grid, z_grid)
         unit = KPC_CM / (4.0 * np.pi) / g.mean_stellar_mass / PC_CM**3  # w [kpc], n [Msun pc^-3]
         for ci, c in enumerate(COMPONENTS):
-            L, S = lbar[c]
+            L, S = lbar[c]  # (L_bar nodes, columns)
             wn = rays.w * dens[c] * unit  # (m, nodes)
             mode = payload["modes"][c]
-            A = _operator(rays, wn, mode, R_grid, z_grid)
-            if mode == "const":
-                I_c[sl, ci] = A * L[None, :]
-                err = A * S[None, :]
-            else:
-                I_c[sl, ci] = A @ L
-                err = A @ S  # thin populations share their random numbers: errors add linearly
+            A = geom.operator(wn, mode)
+            I_c[sl, ci] = A @ L
+            err = A @ S  # thin populations share their random numbers: errors add linearly
             if payload.get("kappa") is not None:
-                _attenuate(I_c[sl, ci], err, rays, wn, L, S, mode, payload, R_grid, z_grid)
+                _attenuate(I_c[sl, ci], err, rays, wn, L, S, mode, payload["kappa"], geom)
             var[sl] += err**2
     I = I_c.sum(axis=1)
     return (I, np.sqrt(var), I_c) if per_component else (I, np.sqrt(var))
 
 
-def _operator(rays, wn, mode, R_grid, z_grid):
-    """The (rays x L_bar nodes) operator of one component from node weights ``wn`` (w n_c)."""
-    m = rays.R.shape[0]
-    if mode == "const":
-        return wn.sum(axis=1)[:, None]
-    i, t = interp_weights(rays.R, R_grid)
-    rows = np.repeat(np.arange(m), rays.R.shape[1])
-    if mode == "R":
-        nR = len(R_grid)
-        A = np.bincount(rows * nR + i.ravel(), weights=(wn * (1 - t)).ravel(), minlength=m * nR)
-        A += np.bincount(rows * nR + i.ravel() + 1, weights=(wn * t).ravel(), minlength=m * nR)
-        return A.reshape(m, nR)
-    from scipy.sparse import csr_matrix
+class _Geometry:
+    """Where the nodes of a block of rays sit on the emissivity grid (interpolation weights), computed once."""
 
-    j, u = interp_weights(np.abs(rays.z), z_grid)
-    nz = len(z_grid)
-    data, cols = [], []
-    for di, wi in ((0, 1 - t), (1, t)):
-        for dj, wj in ((0, 1 - u), (1, u)):
-            data.append((wn * wi * wj).ravel())
-            cols.append(((i + di) * nz + (j + dj)).ravel())
-    return csr_matrix((np.concatenate(data), (np.tile(rows, 4), np.concatenate(cols))), shape=(m, len(R_grid) * nz))
+    def __init__(self, rays, zabs, R_grid, z_grid) -> None:
+        self.m, nodes = rays.R.shape
+        self.rows = np.repeat(np.arange(self.m), nodes)
+        self.i, self.t = interp_weights(rays.R, R_grid)
+        self._zabs, self._z_grid = zabs, z_grid
+        self.nR, self.nz = len(R_grid), len(z_grid)
+
+    def operator(self, wn: np.ndarray, mode: str):
+        """The (rays x L_bar nodes) operator of one component from node weights ``wn`` (w n_c)."""
+        m, i, t, rows = self.m, self.i, self.t, self.rows
+        if mode == "const":
+            return wn.sum(axis=1)[:, None]
+        if mode == "R":
+            nR = self.nR
+            A = np.bincount(rows * nR + i.ravel(), weights=(wn * (1 - t)).ravel(), minlength=m * nR)
+            A += np.bincount(rows * nR + i.ravel() + 1, weights=(wn * t).ravel(), minlength=m * nR)
+            return A.reshape(m, nR)
+        from scipy.sparse import csr_matrix
+
+        j, u = interp_weights(self._zabs, self._z_grid)  # only when L_bar varies with z
+        nz = self.nz
+        data, cols = [], []
+        for di, wi in ((0, 1 - t), (1, t)):
+            for dj, wj in ((0, 1 - u), (1, u)):
+                data.append((wn * wi * wj).ravel())
+                cols.append(((i + di) * nz + (j + dj)).ravel())
+        return csr_matrix((np.concatenate(data), (np.tile(rows, 4), np.concatenate(cols))), shape=(m, self.nR * nz))
 
 
-def _attenuate(I_c, err, rays, wn, L, S, mode, payload, R_grid, z_grid) -> None:
-    """Redo the gamma-ray columns with exp(-kappa(E) s) along each ray (in place)."""
-    kappa = payload["kappa"]  # per energy [kpc^-1]
+def _attenuate(I_c, err, rays, wn, L, S, mode, kappa, geom) -> None:
+    """Redo the gamma-ray columns with exp(-kappa(E) s) along each ray (in place); ``kappa`` [kpc^-1] per energy."""
     n_E = kappa.size
     for j in np.flatnonzero(kappa * rays.length.max() > 1e-9):
-        A = _operator(rays, wn * np.exp(-kappa[j] * rays.s), mode, R_grid, z_grid)
+        A = geom.operator(wn * np.exp(-kappa[j] * rays.s), mode)
         cols = [a * 2 * n_E + j for a in range(2)]  # (scenario a, gamma, energy j)
-        Lj = L[..., cols] if mode != "const" else L[cols][None, :]
-        Sj = S[..., cols] if mode != "const" else S[cols][None, :]
-        I_c[:, cols] = A @ Lj
-        err[:, cols] = A @ Sj
+        I_c[:, cols] = A @ L[:, cols]
+        err[:, cols] = A @ S[:, cols]
 
 
 def compute(start: int, stop: int, payload: dict) -> xr.Dataset:

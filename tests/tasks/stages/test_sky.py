@@ -234,3 +234,20 @@ def test_cmb_attenuation_absorbs_pev_gamma_rays_along_the_path(built, tmp_path):
     direct = (q * np.exp(-kappa * rays.s) * rays.w).sum(axis=1) * KPC_CM / (4 * np.pi)
     got = a.intensity.sel(messenger="gamma", scenario="ballistic", energy=1000.0).values[pix]
     np.testing.assert_allclose(got, direct, rtol=1e-10)
+
+
+def test_the_sparse_r_z_operator_equals_the_r_operator_when_l_bar_is_flat_in_z(built):
+    # feh_z_slope != 0 makes the thin disk's L_bar vary with z (a sparse R x z operator);
+    # with the flat L_bar of this store both operators must give the same sky
+    from tasks.stages.sky import component_modes, emissivity_inputs, galaxy_intensity
+
+    store, _ = built
+    cfg = _config()
+    l, b = hp.pix2ang(8, np.arange(768), lonlat=True)
+    modes = component_modes(cfg.galaxy)
+    payload = {"galaxy": cfg.galaxy, "z_obs": 0.0, "steps": cfg.sky.steps, "modes": modes}
+    flat = galaxy_intensity(l, b, payload, emissivity_inputs(store, f"R-{store}", modes))
+    rz = dict(modes, thin="Rz")
+    sparse = galaxy_intensity(l, b, dict(payload, modes=rz), emissivity_inputs(store, f"Rz-{store}", rz))
+    np.testing.assert_allclose(sparse[0], flat[0], rtol=1e-12)
+    np.testing.assert_allclose(sparse[1], flat[1], rtol=1e-12)
