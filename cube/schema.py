@@ -152,17 +152,17 @@ SCHEMAS: Mapping[str, GroupSchema] = _freeze(
         ),
         "population": GroupSchema(
             name="population",
-            dims=("population", "batch", "model"),
+            dims=("population", "estimator", "batch", "model"),
             chunk_dim="population",
             data_vars=_freeze(
                 {
                     "weight": VarSpec(
-                        ("population", "model"),
+                        ("population", "estimator", "model"),
                         "1",
                         "expected number of each template per sampled star (all batches)",
                     ),
                     "weight_batch": VarSpec(
-                        ("population", "batch", "model"),
+                        ("population", "estimator", "batch", "model"),
                         "1",
                         "expected number of each template per sampled star, per independent batch",
                     ),
@@ -185,6 +185,9 @@ SCHEMAS: Mapping[str, GroupSchema] = _freeze(
                     "component": VarSpec(("population",), "", "Galactic component (bulge, bulge_young, thin, thick)"),
                     "feh_offset": VarSpec(
                         ("population",), "dex", "[Fe/H] position offset of the thin disk (0 for other components)"
+                    ),
+                    "estimator": VarSpec(
+                        ("estimator",), "", "per-star template estimator: eep (equivalent evolutionary phase), knn (paper Eq. 19)"
                     ),
                     "batch": VarSpec(("batch",), "", "Monte Carlo batch"),
                     "model": VarSpec(("model",), "", "template index"),

@@ -309,7 +309,13 @@ class Galaxy(_Section):
     mean_stellar_mass: Positive = Field(0.41, description="[Msun]")
     z_sun: Positive = Field(0.02, description="Z_sun for Z = Z_sun 10^[Fe/H] [choice]")
     R_sun: Positive = Field(8.5, description="[kpc]")
-    neighbours: Annotated[int, Field(ge=1, le=100)] = 10
+    estimator: Literal["eep", "knn"] = Field(
+        "eep",
+        description="template weights behind the emissivity: eep interpolates each star at its equivalent "
+        "evolutionary phase (Dotter 2016) [beyond the paper]; knn is the paper's Eq. 19 (K nearest templates, "
+        "Delta t / distance), biased by templates of other stages. Both are stored; switching samples no star",
+    )
+    neighbours: Annotated[int, Field(ge=1, le=100)] = Field(10, description="K of the knn estimator")
     stars_per_population: Annotated[int, Field(ge=100)] = Field(
         1_000_000,
         description="stars sampled for each distinct population (a component, and for the thin disk "

@@ -172,6 +172,13 @@ def galactic_claims(store, comparisons=None) -> list[dict]:
     return out
 
 
+def _population_weight(pop, estimator: str | None = None):
+    """Template weights (population, model) of one estimator (default ``eep``) of a population cube."""
+    if "estimator" in pop.weight.dims:
+        return pop.weight.sel(estimator=estimator or "eep")
+    return pop.weight
+
+
 def _thin_at_sun(pop) -> int:
     comp = pop.component.values.astype(str)
     thin = np.flatnonzero(comp == "thin")
@@ -180,7 +187,7 @@ def _thin_at_sun(pop) -> int:
 
 def _saturation_mass(pop, y) -> float | None:
     """Initial mass of the peak of M dL/dM of the thin disk at R_sun (ballistic gamma rays, 1 TeV)."""
-    w = pop.weight.isel(population=_thin_at_sun(pop)).values
+    w = _population_weight(pop).isel(population=_thin_at_sun(pop)).values
     L = y.luminosity.sel(scenario="ballistic", messenger="gamma").sel(energy=1.0, method="nearest").values
     ok = np.isfinite(L)
     m = pop.mass_init.values
@@ -196,7 +203,7 @@ def _saturation_mass(pop, y) -> float | None:
 
 def _pdmf_slope(pop) -> float | None:
     """dN/dM slope of living thin-disk stars near R_sun between 3 and 15 Msun, from the template weights."""
-    w = pop.weight.isel(population=_thin_at_sun(pop)).values
+    w = _population_weight(pop).isel(population=_thin_at_sun(pop)).values
     m = pop.mass_init.values
     masses = np.unique(m)
     per = np.array([w[m == mk].sum() for mk in masses])

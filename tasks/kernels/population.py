@@ -12,9 +12,19 @@ Ages are drawn below an upper bound of the star's lifetime and the star carries 
 probability of that bound (importance sampling that wastes no star on a certain remnant).
 A star is *yield-bearing* if it is at most ``max_template_mass`` and younger than its
 lifetime t_life(M, Z), interpolated from the template tracks; remnants and heavier stars
-count in N with zero yield.  A yield-bearing star takes the K nearest templates in
-(log10 M, log10 Z, log10 age) with weights Delta t / distance, normalised to one.  The
-population's *template weights* are the expectation, per sampled star, of those weights:
+count in N with zero yield.  A yield-bearing star spreads a unit weight over templates by
+one of two estimators (docs/physics.md, "Population estimators"):
+
+* ``eep`` (default): interpolation at an equivalent evolutionary phase (Dotter 2016, the
+  method of MIST): phase = stage + elapsed fraction of the stage; the star's phase follows
+  from its age on its bracketing tracks in (log M, log Z), and it takes the templates of
+  its own stage around that phase on each of them.
+* ``knn``: the paper's Eq. 19, the K nearest templates in (log10 M, log10 Z, log10 age)
+  with weights Delta t / distance.  It lets a main-sequence star next to a slightly
+  heavier track that is already a giant borrow giant templates, a bias that grows as the
+  library gets coarser.
+
+The population's *template weights* are the expectation, per sampled star, of those weights:
 then the mean luminosity per star is ``L_bar(E) = weights @ L(model, E)`` (paper Eq. 19)
 for any yields, with no per-star loop over energies.
 
@@ -33,11 +43,15 @@ Pure numpy/scipy: no I/O, no dask.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from catalogs.stellar.tracks import STAGES
+
 __all__ = [
+    "ESTIMATORS",
     "COMPONENT_IDS",
     "IMF",
     "TemplateLibrary",
@@ -50,6 +64,9 @@ __all__ = [
     "PopulationResult",
     "population_weights",
 ]
+
+#: Per-star template estimators: equivalent evolutionary phase (default) and the paper's k-NN.
+ESTIMATORS = ("eep", "knn")
 
 #: Stream key of each component (part of the random stream, so never renumber).
 COMPONENT_IDS = {"bulge": 0, "bulge_young": 1, "thin": 2, "thick": 3}
@@ -241,7 +258,7 @@ def batch_rng(seed: int, component: str, batch: int) -> np.random.Generator:
 
 
 class TemplateLibrary:
-    """Template coordinates for the lifetime test and the K-nearest-neighbour weights.
+    """Template coordinates for the lifetime test and the two per-star template estimators.
 
     Parameters
     ----------
@@ -251,31 +268,48 @@ class TemplateLibrary:
         Z of each template.
     age, duration : array_like
         Age of the snapshot and the time span it stands for [yr].
+    stage : array_like of str, optional
+        Evolutionary stage of each template (one of :data:`STAGES`); needed by the ``eep``
+        estimator.
+    valid : array_like of bool, optional
+        Templates that may carry weight (default all).  Invalid templates still define
+        their track's lifetime and stage boundaries, so leaving one out never shortens a
+        star's life; their time is covered by their valid neighbours.
 
     Notes
     -----
-    The lifetime of a track (one (mass_init, Z) pair) is the end of its last snapshot's
+    A *track* is one (mass_init, Z) pair.  Its lifetime is the end of its last snapshot's
     time cell, max(age + duration / 2).  t_life(M, Z) interpolates log t_life linearly in
     log M along each metallicity and then linearly in log Z (clipped to the library).
-    The k-d tree is built once per library (per worker: see the population stage).
+    The k-d tree of the ``knn`` estimator is built on first use (per worker: see the
+    population stage).
     """
 
-    def __init__(self, mass_init: ArrayLike, metallicity: ArrayLike, age: ArrayLike, duration: ArrayLike) -> None:
-        from scipy.spatial import cKDTree
-
+    def __init__(
+        self,
+        mass_init: ArrayLike,
+        metallicity: ArrayLike,
+        age: ArrayLike,
+        duration: ArrayLike,
+        stage: ArrayLike | None = None,
+        valid: ArrayLike | None = None,
+    ) -> None:
         m, z, a, d = (np.asarray(x, float) for x in (mass_init, metallicity, age, duration))
         if m.size == 0:
             raise LibraryError("the template library is empty: run the templates stage with at least one model")
         if not (np.all(m > 0) and np.all(z > 0) and np.all(a > 0) and np.all(d > 0)):
             raise LibraryError("template masses, metallicities, ages and durations must all be positive")
+        ok = np.ones(m.size, bool) if valid is None else np.asarray(valid, bool)
+        if not ok.any():
+            raise LibraryError("no template of the library is valid: check the templates cube's invalid_reason")
         self.size = m.size
         self.duration = d
+        self.valid = ok
         self.mass_range = (float(m.min()), float(m.max()))
         self.z_range = (float(z.min()), float(z.max()))
         self.age_min = float(a.min())
-        # An unbalanced tree with leaves of 32 answers these queries ~1.15x faster than the
-        # defaults (measured on the paper library).
-        self.tree = cKDTree(np.column_stack([np.log10(m), np.log10(z), np.log10(a)]), balanced_tree=False, leafsize=32)
+        self._points = np.column_stack([np.log10(m), np.log10(z), np.log10(a)])
+        self._tree = None
         end = a + 0.5 * d
         self._z_nodes = np.unique(z)
         self._tracks = []
@@ -286,6 +320,19 @@ class TemplateLibrary:
             self._tracks.append((np.log10(masses), np.log10(t)))
         self._bound_m = np.unique(np.concatenate([xm for xm, _ in self._tracks]))
         self._bound_t = np.max([np.interp(self._bound_m, xm, yt) for xm, yt in self._tracks], axis=0)
+        self._phases = None if stage is None else _PhaseGrid(m, z, a, d, np.asarray(stage).astype(str), ok, self._z_nodes)
+
+    @property
+    def tree(self):
+        """k-d tree of the valid templates in (log10 M, log10 Z, log10 age), built on first use."""
+        if self._tree is None:
+            from scipy.spatial import cKDTree
+
+            # An unbalanced tree with leaves of 32 answers these queries ~1.15x faster than the
+            # defaults (measured on the paper library).
+            self._valid_index = np.flatnonzero(self.valid)
+            self._tree = cKDTree(self._points[self._valid_index], balanced_tree=False, leafsize=32)
+        return self._tree
 
     def lifetime(self, M: ArrayLike, Z: ArrayLike) -> np.ndarray:
         """Lifetime [yr] of stars of initial mass ``M`` [Msun] and metallicity ``Z`` (clipped to the library)."""
@@ -313,24 +360,40 @@ class TemplateLibrary:
         return 10.0 ** np.interp(np.log10(np.asarray(M, float)), self._bound_m, self._bound_t)
 
     def neighbours(self, M: ArrayLike, Z: ArrayLike, age: ArrayLike, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Indices (n, k) of the K nearest templates and their weights Delta t / distance, normalised per star.
+        """The paper's Eq. 19 (``knn``): the K nearest valid templates in (log M, log Z, log age).
 
-        A template at zero distance takes the whole weight of its star.
+        Returns indices (n, k) into the library and weights Delta t / distance, normalised
+        per star; a template at zero distance takes the whole weight of its star.
         """
-        k = min(int(k), self.size)
+        tree = self.tree
+        k = min(int(k), self._valid_index.size)
         pts = np.column_stack([np.log10(M), np.log10(Z), np.log10(np.maximum(age, self.age_min))])
         # Queries in mass order walk the tree with far fewer cache misses (~1.35x here).
         order = np.argsort(pts[:, 0], kind="stable")
-        d_sorted, i_sorted = self.tree.query(pts[order], k=k)
+        d_sorted, i_sorted = tree.query(pts[order], k=k)
         dist = np.empty_like(d_sorted)
         idx = np.empty_like(i_sorted)
         dist[order], idx[order] = d_sorted, i_sorted
         if k == 1:
             dist, idx = dist[:, None], idx[:, None]
+        idx = self._valid_index[idx]
         exact = dist <= 1e-12
         w = np.where(exact.any(axis=1, keepdims=True), exact.astype(float), self.duration[idx] / np.maximum(dist, 1e-12))
         w /= w.sum(axis=1, keepdims=True)
         return idx, w
+
+    def phase_weights(self, M: ArrayLike, Z: ArrayLike, age: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+        """Equivalent-evolutionary-phase weights (``eep``) of living stars: indices and weights (n, 8).
+
+        A star of initial mass ``M`` [Msun], metallicity ``Z`` and ``age`` [yr] (younger than
+        its lifetime) is placed on its four bracketing tracks in (log M, log Z) at the same
+        evolutionary phase (stage + elapsed fraction of the stage, Dotter 2016), and takes on
+        each track the two templates of that stage around the phase, linearly in phase.  No
+        star takes a template of another stage than its own.  Weights sum to one per star.
+        """
+        if self._phases is None:
+            raise LibraryError("the eep estimator needs each template's stage: build the library with stage=")
+        return self._phases.weights(np.log10(M), np.clip(np.asarray(Z, float), *self.z_range), np.asarray(age, float))
 
     def check_mass_range(self, m_lo: float, m_hi: float, where: str) -> None:
         """Raise :class:`LibraryError` if the library misses part of [m_lo, m_hi] [Msun] (2% slack)."""
@@ -343,6 +406,132 @@ class TemplateLibrary:
             )
 
 
+class _PhaseGrid:
+    """Stage boundaries of every track and the phases of its valid templates (the ``eep`` estimator).
+
+    Track t has stage boundaries b[t, 0..5]: b[t, 0] the start of its main sequence and
+    b[t, s + 1] the end of stage s (a stage the track lacks has zero length, so every
+    track has all five).  A template of stage s at age a has phase
+    s + (a - b[t, s]) / (b[t, s + 1] - b[t, s]).  A star's boundaries interpolate the
+    bracketing tracks' log10 b[1:] (and b[0] linearly) with the weights of
+    :meth:`TemplateLibrary.lifetime`, so its last boundary is exactly its lifetime.
+    """
+
+    #: Phase span reserved per track in the sorted template keys (five stages, plus room).
+    _SPAN = 8.0
+
+    def __init__(self, m, z, a, d, stage, valid, z_nodes) -> None:
+        unknown = sorted(set(stage) - set(STAGES))
+        if unknown:
+            raise LibraryError(f"unknown template stage(s) {unknown}; expected {', '.join(STAGES)}")
+        order_of = {name: i for i, name in enumerate(STAGES)}
+        s_idx = np.fromiter((order_of[x] for x in stage), np.int64, len(stage))
+        key_mz = np.column_stack([z, m])
+        tracks, track = np.unique(key_mz, axis=0, return_inverse=True)
+        n_t = len(tracks)
+        lo = np.full((n_t, len(STAGES)), np.inf)
+        hi = np.full((n_t, len(STAGES)), -np.inf)
+        np.minimum.at(lo, (track, s_idx), a - 0.5 * d)
+        np.maximum.at(hi, (track, s_idx), a + 0.5 * d)
+        b = np.zeros((n_t, len(STAGES) + 1))
+        b[:, 0] = np.where(np.isfinite(lo[:, 0]), lo[:, 0], 0.0)
+        for s in range(len(STAGES)):
+            # a missing stage starts and ends where the previous one ended
+            b[:, s + 1] = np.where(np.isfinite(hi[:, s]), hi[:, s], b[:, s])
+            b[:, s + 1] = np.maximum(b[:, s + 1], b[:, s])
+        self.b0 = b[:, 0]
+        self.log_b = np.log10(np.maximum(b[:, 1:], 1e-300))
+        # per metallicity node: its tracks' log masses (ascending) and track ids
+        self.z_nodes = z_nodes
+        self.lz = np.log10(z_nodes)
+        self.node_lm, self.node_track = [], []
+        for zk in z_nodes:
+            ids = np.flatnonzero(tracks[:, 0] == zk)
+            order = np.argsort(tracks[ids, 1])
+            self.node_lm.append(np.log10(tracks[ids[order], 1]))
+            self.node_track.append(ids[order])
+        # valid templates sorted by (track, phase)
+        t_s, t_e = b[track, s_idx], b[track, s_idx + 1]
+        frac = np.where(t_e > t_s, (a - t_s) / np.where(t_e > t_s, t_e - t_s, 1.0), 0.5)
+        phase = s_idx + np.clip(frac, 0.0, 1.0)
+        keep = np.flatnonzero(valid)
+        key = track[keep] * self._SPAN + phase[keep]
+        order = np.argsort(key, kind="stable")
+        self.key = key[order]
+        self.index = keep[order]
+        self.track = track[keep][order]
+        self.stage = s_idx[keep][order]
+        self.phase = phase[keep][order]
+
+    def _bracket(self, j: int, lm: np.ndarray):
+        """Lower and upper track ids at metallicity node ``j`` and the weight of the upper one."""
+        xm, ids = self.node_lm[j], self.node_track[j]
+        if xm.size == 1:
+            return np.full(lm.shape, ids[0]), np.full(lm.shape, ids[0]), np.zeros(lm.shape)
+        k = np.clip(np.searchsorted(xm, lm, side="right") - 1, 0, xm.size - 2)
+        g = np.clip((lm - xm[k]) / (xm[k + 1] - xm[k]), 0.0, 1.0)
+        return ids[k], ids[k + 1], g
+
+    def weights(self, lm: np.ndarray, z: np.ndarray, age: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = lm.size
+        tr = np.empty((n, 4), np.int64)
+        wt = np.empty((n, 4))
+        if self.lz.size == 1:
+            j = np.zeros(n, np.int64)
+            f = np.zeros(n)
+        else:
+            j = np.clip(np.searchsorted(self.lz, np.log10(z), side="right") - 1, 0, self.lz.size - 2)
+            f = np.clip((np.log10(z) - self.lz[j]) / (self.lz[j + 1] - self.lz[j]), 0.0, 1.0)
+        for jj in np.unique(j):  # only the two bracketing metallicities of each star
+            sel = np.flatnonzero(j == jj)
+            a0, a1, g0 = self._bracket(jj, lm[sel])
+            c0, c1, g1 = self._bracket(min(jj + 1, self.lz.size - 1), lm[sel])
+            tr[sel] = np.column_stack([a0, a1, c0, c1])
+            fs = f[sel]
+            wt[sel] = np.column_stack([(1 - fs) * (1 - g0), (1 - fs) * g0, fs * (1 - g1), fs * g1])
+        # the star's own stage boundaries and its phase
+        b0 = np.einsum("nk,nk->n", wt, self.b0[tr])
+        bounds = 10.0 ** np.einsum("nk,nks->ns", wt, self.log_b[tr])
+        s = np.minimum((age[:, None] >= bounds[:, :-1]).sum(axis=1), len(STAGES) - 1)
+        start = np.where(s == 0, b0, bounds[np.arange(n), np.maximum(s - 1, 0)])
+        end = bounds[np.arange(n), s]
+        frac = np.clip((age - start) / np.where(end > start, end - start, 1.0), 0.0, 1.0)
+        phase = s + frac
+        # the two templates of that stage around the phase on each track
+        q = tr * self._SPAN + phase[:, None]
+        right = np.searchsorted(self.key, q)
+        left = np.maximum(right - 1, 0)
+        right = np.minimum(right, self.key.size - 1)
+
+        def same(pos):
+            return (self.track[pos] == tr) & (self.stage[pos] == s[:, None])
+
+        in_l, in_r = same(left), same(right)
+        in_r &= self.phase[right] >= q - tr * self._SPAN  # right must lie at or after the phase
+        in_l &= self.phase[left] <= q - tr * self._SPAN
+        span = self.phase[right] - self.phase[left]
+        x = np.where(in_l & in_r & (span > 0), (phase[:, None] - self.phase[left]) / np.where(span > 0, span, 1.0), 0.0)
+        w_r = np.where(in_l & in_r, x, np.where(in_r, 1.0, 0.0))
+        w_l = np.where(in_l, 1.0 - w_r, 0.0)
+        has = in_l | in_r
+        # a track without a valid template of the star's stage hands its weight to the others
+        wt_in = wt * has
+        total = wt_in.sum(axis=1, keepdims=True)
+        lost = total[:, 0] <= 0
+        if lost.any():
+            # no bracketing track has that stage: the nearest valid template in phase on each track
+            any_l = self.track[left] == tr
+            near_r = (self.track[right] == tr) & (~any_l | (np.abs(self.phase[right] - phase[:, None]) < np.abs(self.phase[left] - phase[:, None])))
+            w_l = np.where(lost[:, None], np.where(near_r, 0.0, 1.0), w_l)
+            w_r = np.where(lost[:, None], np.where(near_r, 1.0, 0.0), w_r)
+            wt_in = np.where(lost[:, None], wt, wt_in)
+            total = wt_in.sum(axis=1, keepdims=True)
+        wt_in = wt_in / total
+        idx = np.concatenate([self.index[left], self.index[right]], axis=1)
+        w = np.concatenate([wt_in * w_l, wt_in * w_r], axis=1)
+        return idx, w
+
+
 @dataclass
 class PopulationResult:
     """Template weights of one population: per batch and the statistics the cube stores.
@@ -350,7 +539,8 @@ class PopulationResult:
     Attributes
     ----------
     weight_batch : numpy.ndarray
-        (n_batches, n_models): expected templates per sampled star in each batch.
+        (n_estimators, n_batches, n_models): expected templates per sampled star in each
+        batch, for each estimator of ``estimators`` (the same stars for all of them).
     yield_fraction, remnant_fraction, heavy_fraction : float
         Fractions of stars (IMF-weighted, all batches; they add up to one) that carry a
         yield, that are remnants (older than their lifetime), and that are heavier than
@@ -367,11 +557,12 @@ class PopulationResult:
     heavy_fraction: float
     clipped_fraction: float
     n_sampled: int
+    estimators: tuple[str, ...] = ("eep",)
 
     @property
     def weight(self) -> np.ndarray:
-        """Mean over batches: templates per sampled star (n_models,)."""
-        return self.weight_batch.mean(axis=0)
+        """Mean over batches: templates per sampled star (n_estimators, n_models)."""
+        return self.weight_batch.mean(axis=-2)
 
 
 def population_weights(
@@ -384,6 +575,7 @@ def population_weights(
     n_batches: int,
     stars_per_batch: int,
     t_max: float,
+    estimators: Sequence[str] = ("eep",),
 ) -> list[PopulationResult]:
     """Template weights of one component's populations (one per [Fe/H] offset).
 
@@ -403,6 +595,10 @@ def population_weights(
         Independent batches and stars in each (their spread is the standard error).
     t_max : float
         Oldest age sampled [yr] (end of the template tracks).
+    estimators : sequence of str
+        ``eep`` (equivalent evolutionary phase, :meth:`TemplateLibrary.phase_weights`)
+        and/or ``knn`` (the paper's Eq. 19, :meth:`TemplateLibrary.neighbours`), each
+        applied to the same sampled stars.
 
     Returns
     -------
@@ -416,7 +612,11 @@ def population_weights(
     p_total = prob.sum()  # yield-bearing mass range; the rest of the IMF adds zero
     offsets = np.atleast_1d(np.asarray(offsets, float))
     n_models = library.size
-    W = np.zeros((len(offsets), n_batches, n_models))
+    estimators = tuple(estimators)
+    unknown = sorted(set(estimators) - set(ESTIMATORS))
+    if unknown or not estimators:
+        raise ValueError(f"estimators must be among {ESTIMATORS}, got {list(estimators)}")
+    W = np.zeros((len(offsets), len(estimators), n_batches, n_models))
     stats = np.zeros((len(offsets), 3))  # yield, remnant, clipped (sums over batches)
     scale = np.repeat(prob / count, count)  # P_s / n_s for every star of a batch
     z_lo, z_hi = library.z_range
@@ -440,8 +640,12 @@ def population_weights(
             Z = np.clip(Z_raw, z_lo, z_hi)
             clipped = (Z != Z_raw).astype(float)
             alive = (p_young > 0) & (age < library.lifetime(Mq, Z))
-            idx, w = library.neighbours(Mq[alive], Z[alive], age[alive], galaxy.neighbours)
-            W[j, b] = np.bincount(idx.ravel(), weights=(w * weight[alive, None]).ravel(), minlength=n_models)
+            for e, name in enumerate(estimators):
+                if name == "eep":
+                    idx, w = library.phase_weights(Mq[alive], Z[alive], age[alive])
+                else:
+                    idx, w = library.neighbours(Mq[alive], Z[alive], age[alive], galaxy.neighbours)
+                W[j, e, b] = np.bincount(idx.ravel(), weights=(w * weight[alive, None]).ravel(), minlength=n_models)
             living = weight[alive].sum()
             stats[j] += [living, p_total - living, scale @ clipped / p_total]
     out = []
@@ -455,6 +659,7 @@ def population_weights(
                 heavy_fraction=float(1.0 - p_total),
                 clipped_fraction=float(c),
                 n_sampled=int(n_batches * stars_per_batch),
+                estimators=estimators,
             )
         )
     return out

@@ -23,7 +23,7 @@ from tasks.stages.population import galaxy_grid, thin_offsets
 
 __all__ = ["STAGE", "plan", "compute", "population_index", "batch_means"]
 
-CODE_VERSION = "emissivity/1 batch-means"
+CODE_VERSION = "emissivity/2 batch-means+estimator"
 
 SCENARIOS = ("ballistic", "mirroring")
 MESSENGERS = ("gamma", "nu")
@@ -95,10 +95,11 @@ def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
     if bad.any():
         # Templates without a converged profile have no yield; the population stage gave them
         # no weight (they are not in its k-NN library), so they must not poison the product.
-        if pop.weight.values[:, bad].any():
+        if pop.weight.values[..., bad].any():
             raise ValueError("population weights fall on templates without a finite luminosity; rerun population")
         L = np.where(bad[:, None, None, None], 0.0, L)
-    mean_u, err_u = batch_means(pop.weight.values, pop.weight_batch.values, L)
+    est = {"estimator": g.estimator}
+    mean_u, err_u = batch_means(pop.weight.sel(est).values, pop.weight_batch.sel(est).values, L)
     where = np.searchsorted(used, index)
     mean, err = mean_u[where], err_u[where]  # (n_R, n_z, n_c, s, m, E)
     rho = component_densities(R[:, None], z[None, :], g)
@@ -154,7 +155,7 @@ def plan(config, store, client=None) -> StagePlan:
     yields_fp = upstream_fingerprint(store, "yields")
     energy = y.energy.values
     density = density_parameters(g)
-    fp = Fingerprinter(code=CODE_VERSION, yields=yields_fp, density=density, z=z, energy=energy)
+    fp = Fingerprinter(code=CODE_VERSION, yields=yields_fp, density=density, z=z, energy=energy, estimator=g.estimator)
     per_R = [combine(pop_rows[i] for i in index[r].ravel()) for r in range(R.size)]
     rows = fp.rows(R=R, populations=np.array(per_R))
     chunk = g.chunk

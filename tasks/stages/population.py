@@ -34,7 +34,7 @@ __all__ = [
     "usable_models",
 ]
 
-CODE_VERSION = "population/2 imf-strata+age-below-lifetime+knn-invdist-dt"
+CODE_VERSION = "population/3 imf-strata+age-below-lifetime+estimators-eep-knn"
 
 #: Per-population variables written by the chunk function, besides the weights.
 FRACTIONS = ("yield_fraction", "remnant_fraction", "heavy_fraction", "clipped_fraction")
@@ -92,16 +92,15 @@ def _library(payload: dict):
 
 
 def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
-    """Template weights of populations ``[start, stop)`` (per batch and their mean)."""
-    from tasks.kernels.population import population_weights
+    """Template weights of populations ``[start, stop)`` for every estimator (per batch and their mean)."""
+    from tasks.kernels.population import ESTIMATORS, population_weights
 
     lib = _library(payload)
     g = payload["galaxy"]
     comps = payload["component"][start:stop]
     offs = payload["feh_offset"][start:stop]
     n = stop - start
-    usable = payload["usable"]  # template indices of the library within the cube's model axis
-    wb = np.zeros((n, g.batches, payload["n_models"]))
+    wb = np.zeros((n, len(ESTIMATORS), g.batches, lib.size))
     frac = {k: np.zeros(n) for k in FRACTIONS}
     n_sampled = np.zeros(n, np.int64)
     for comp in dict.fromkeys(comps):
@@ -115,9 +114,10 @@ def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
             n_batches=g.batches,
             stars_per_batch=g.stars_per_population // g.batches,
             t_max=payload["t_max"],
+            estimators=ESTIMATORS,
         )
         for r, res in zip(rows, results):
-            wb[r][:, usable] = res.weight_batch
+            wb[r] = res.weight_batch
             for k in FRACTIONS:
                 frac[k][r] = getattr(res, k)
             n_sampled[r] = res.n_sampled
@@ -125,11 +125,12 @@ def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
         "population": np.arange(start, stop),
         "component": ("population", comps),
         "feh_offset": ("population", offs),
+        "estimator": list(ESTIMATORS),
     }
     return xr.Dataset(
         {
-            "weight": (("population", "model"), wb.mean(axis=1)),
-            "weight_batch": (("population", "batch", "model"), wb.astype(np.float32)),
+            "weight": (("population", "estimator", "model"), wb.mean(axis=2)),
+            "weight_batch": (("population", "estimator", "batch", "model"), wb.astype(np.float32)),
             **{k: (("population",), v) for k, v in frac.items()},
             "n_sampled": (("population",), n_sampled),
         },
@@ -176,17 +177,21 @@ def plan(config, store, client=None) -> StagePlan:
     """Template, one fingerprint per population, and the Monte Carlo chunk function."""
     from tasks.kernels.population import TemplateLibrary
 
+    from tasks.kernels.population import ESTIMATORS
+
     g = config.galaxy
     meta = _template_coords(store)
-    usable = np.flatnonzero(usable_models(store))
-    library = {k: meta[k].values[usable].astype(float) for k in ("mass_init", "metallicity", "age", "duration")}
+    usable = usable_models(store)
+    library = {k: meta[k].values.astype(float) for k in ("mass_init", "metallicity", "age", "duration")}
+    library["stage"] = meta["stage"].values.astype(str)
+    library["valid"] = usable
     lib = TemplateLibrary(**library)  # checks the library on the client, before anything is written
     lib.check_mass_range(
         max(g.imf.breaks[0], 0.1), min(g.imf.max_template_mass, g.imf.breaks[-1]), "galaxy.imf"
     )
     comps, offsets = populations(g)
-    n_pop, n_mod, n_b = comps.size, meta.sizes["model"], g.batches
-    library_key = digest({"library": library, "usable": usable, "n_models": n_mod})
+    n_pop, n_mod, n_b, n_e = comps.size, meta.sizes["model"], g.batches, len(ESTIMATORS)
+    library_key = digest({"library": library})
     t_max = float(config.templates.max_age)
     common = {
         "code": CODE_VERSION,
@@ -206,10 +211,10 @@ def plan(config, store, client=None) -> StagePlan:
     chunk = g.population_chunk
     template = xr.Dataset(
         {
-            "weight": (("population", "model"), placeholder((n_pop, n_mod), (chunk, n_mod))),
+            "weight": (("population", "estimator", "model"), placeholder((n_pop, n_e, n_mod), (chunk, n_e, n_mod))),
             "weight_batch": (
-                ("population", "batch", "model"),
-                placeholder((n_pop, n_b, n_mod), (chunk, n_b, n_mod), np.float32),
+                ("population", "estimator", "batch", "model"),
+                placeholder((n_pop, n_e, n_b, n_mod), (chunk, n_e, n_b, n_mod), np.float32),
             ),
             **{k: (("population",), placeholder((n_pop,), (chunk,))) for k in FRACTIONS},
             "n_sampled": (("population",), placeholder((n_pop,), (chunk,), np.int64)),
@@ -218,6 +223,7 @@ def plan(config, store, client=None) -> StagePlan:
             "population": np.arange(n_pop),
             "component": ("population", comps),
             "feh_offset": ("population", offsets),
+            "estimator": list(ESTIMATORS),
             "batch": np.arange(n_b),
             "model": np.arange(n_mod),
             **{k: ("model", meta[k].values) for k in MODEL_COORDS},
@@ -227,7 +233,8 @@ def plan(config, store, client=None) -> StagePlan:
     attrs = {
         "config": {"galaxy": g.model_dump(mode="json"), "seed": config.run.seed, "t_max": t_max},
         "stars_per_population": n_stars,
-        "estimator": "stratified in mass; batch means give the standard error",
+        "sampling": "stratified in mass; batch means give the standard error",
+        "estimators": "eep: equivalent evolutionary phase (default); knn: the paper's Eq. 19, same stars",
     }
 
     def describe(computed) -> dict:
@@ -243,8 +250,6 @@ def plan(config, store, client=None) -> StagePlan:
         payload={
             "library": library,
             "library_key": library_key,
-            "usable": usable,
-            "n_models": n_mod,
             "galaxy": g,
             "component": comps,
             "feh_offset": offsets,
@@ -253,8 +258,8 @@ def plan(config, store, client=None) -> StagePlan:
         },
         notes=[f"{n_pop} populations ({int((comps == 'thin').sum())} thin-disk [Fe/H] offsets) x {n_stars:.3g} stars"]
         + (
-            [f"{n_mod - usable.size} templates without a finite profile are left out of the k-NN library"]
-            if usable.size < n_mod
+            [f"{int((~usable).sum())} templates without a finite profile carry no weight"]
+            if not usable.all()
             else []
         ),
         describe=describe,

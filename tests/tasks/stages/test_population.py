@@ -76,7 +76,7 @@ def test_mean_luminosity_is_the_weights_times_the_yields(built):
     L = cube.open(store, "yields").luminosity.load()
     e = cube.open(store, "emissivity").load()
     thick = int(np.flatnonzero(pop.component.values.astype(str) == "thick")[0])
-    direct = xr.dot(pop.weight.isel(population=thick), L, dim="model")
+    direct = xr.dot(pop.weight.sel(estimator="eep").isel(population=thick), L, dim="model")
     got = e.luminosity_mean.sel(component="thick").isel(R=0, z=0)
     np.testing.assert_allclose(got.transpose(*direct.dims), direct, rtol=1e-9)
     # the thin population of each R is the one with that R's metallicity offset
@@ -123,6 +123,21 @@ def test_a_thick_disk_change_resamples_the_thick_disk_only(built, tmp_path):
     a, b = cube.open(built[0], "population").load(), cube.open(work, "population").load()
     changed = [str(c) for c, x, y in zip(a.component.values, a.weight.values, b.weight.values) if not np.array_equal(x, y)]
     assert changed == ["thick"]
+
+
+def test_switching_the_estimator_samples_no_star_and_uses_the_stored_knn_weights(built, tmp_path):
+    work = _copy(built[0], tmp_path)
+    res = run(_config(**{"galaxy.estimator": "knn"}), work, stages=["emissivity"]).stages
+    assert res["population"].chunks_computed == 0 and res["population"].work == {"stars_sampled": 0}
+    assert res["emissivity"].chunks_computed == res["emissivity"].chunks_total
+    pop = cube.open(work, "population").load()
+    assert list(pop.estimator.values) == ["eep", "knn"]
+    L = cube.open(work, "yields").luminosity.load()
+    thick = int(np.flatnonzero(pop.component.values.astype(str) == "thick")[0])
+    got = cube.open(work, "emissivity").luminosity_mean.sel(component="thick").isel(R=0, z=0).load()
+    for est, equal in (("knn", True), ("eep", False)):
+        direct = xr.dot(pop.weight.sel(estimator=est).isel(population=thick), L, dim="model")
+        assert np.allclose(got.transpose(*direct.dims), direct, rtol=1e-9) == equal, est
 
 
 def test_a_density_change_resamples_nothing(built, tmp_path):
