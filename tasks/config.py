@@ -88,16 +88,16 @@ class CosmicRays(_Section):
 
 
 class Interactions(_Section):
-    """Hadronic interactions and absorption, PHYSICS.md P2."""
+    """Hadronic interactions and absorption, PHYSICS.md P2.
+
+    Neutrinos are all-flavour sums that escape the star freely: per-flavour oscillated
+    spectra and nu-N absorption are not implemented, so there is no key for them.
+    """
 
     nuclear_enhancement: Annotated[float, Field(ge=1, le=5)] = Field(
         1.8, description="N_nuc: CR nuclei and He/metal targets"
     )
     hydrogen_fraction: Fraction = Field(0.70, description="X for the pair-production length")
-    neutrino_absorption: bool = Field(False, description="[choice, beyond the paper]")
-    flavour_ratio: tuple[Positive, Positive, Positive] = Field(
-        (1.0, 1.0, 1.0), description="nu_e:nu_mu:nu_tau at Earth [choice]"
-    )
 
 
 class XsecStage(_Section):

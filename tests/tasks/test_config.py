@@ -54,6 +54,22 @@ def test_bad_configuration_names_the_key(tmp_path, text, fragment):
     assert str(f) in str(e.value)
 
 
+@pytest.mark.parametrize(
+    "key, text",
+    [
+        ("interactions.flavour_ratio", "interactions:\n  flavour_ratio: [1, 2, 0]\n"),
+        ("interactions.neutrino_absorption", "interactions:\n  neutrino_absorption: true\n"),
+    ],
+)
+def test_removed_keys_are_unknown(tmp_path, key, text):
+    """Keys that nothing read were removed: an old file setting them is one clear error naming the key."""
+    f = _write(tmp_path, "preset: quick\n" + text)
+    with pytest.raises(ConfigError) as e:
+        load_config(f)
+    assert f"{key}: unknown key" in str(e.value)
+    assert str(f) in str(e.value)
+
+
 def test_override_on_top_of_preset(tmp_path):
     f = _write(tmp_path, "preset: quick\nmirroring:\n  calibration: none\n")
     c = load_config(f)

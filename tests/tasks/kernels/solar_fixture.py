@@ -1,7 +1,7 @@
 """TEST FIXTURE (not a product): a simple solar-like template for the kernel tests.
 
 Structure: the real MESA profile of the 1 Msun, Z = 0.0187 mesagrid track at 3.4 Gyr
-(/work/shared/data/mesa/mesagrid_1Msun_Z0.0187/profile3.data, MIT), radii scaled to
+(tests/data/mesa/mesagrid_1Msun_Z0.0187_subset/profile3.data, MIT), radii scaled to
 R_sun and given age 4.57 Gyr. ASSUMED convective velocity (the profile has no conv_vel):
 v_conv = 2 km/s at the photosphere, growing inward as (rho/rho_ph)^(-1/3) (constant MLT flux
 rho v^3), zero below r/R = 0.713 (base of the solar convection zone). The lead re-runs the
@@ -15,7 +15,7 @@ from pathlib import Path
 import astropy.constants as ac
 import numpy as np
 
-MESA_DIR = Path("/work/shared/data/mesa/mesagrid_1Msun_Z0.0187")
+MESA_DIR = Path(__file__).resolve().parents[2] / "data" / "mesa" / "mesagrid_1Msun_Z0.0187_subset"
 R_SUN = ac.R_sun.to("cm").value
 M_SUN = ac.M_sun.to("g").value
 G_CGS = ac.G.cgs.value
