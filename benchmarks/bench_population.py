@@ -2,8 +2,9 @@
 
 Prints, measured in this one run:
 
-1. stars per second on one core of the kernel (sampling, lifetime test, k-NN weights and
-   their accumulation) for each component, on the template library of ``--store``;
+1. stars per second on one core of the kernel (sampling, lifetime test, template weights
+   and their accumulation) for each estimator (eep, knn) and component, on the template
+   library of ``--store``;
 2. the whole ``population`` and ``emissivity`` stages on a ``--workers`` LocalCluster:
    wall time, stars sampled, stars per second per core;
 3. the relative standard error of L_bar and q in the Galactic plane (z = 0) at 1 and
@@ -23,20 +24,26 @@ import time
 
 
 
-def kernel_throughput(store: str, config, n: int) -> dict[str, float]:
-    """Stars per second on this core for each component (one population each)."""
+def kernel_throughput(store: str, config, n: int) -> dict[str, dict[str, float]]:
+    """Stars per second on this core for each estimator and component (one population each)."""
     import cube
-    from tasks.kernels.population import TemplateLibrary, population_weights
+    from tasks.kernels.population import ESTIMATORS, TemplateLibrary, population_weights
 
     t = cube.open(store, "templates")
-    lib = TemplateLibrary(**{k: t[k].values.astype(float) for k in ("mass_init", "metallicity", "age", "duration")})
-    out = {}
-    for comp in ("thin", "thick", "bulge", "bulge_young"):
-        t0 = time.perf_counter()
-        population_weights(
-            lib, comp, [0.0], config.galaxy, seed=1, n_batches=4, stars_per_batch=n // 4, t_max=config.templates.max_age
-        )
-        out[comp] = n / (time.perf_counter() - t0)
+    lib = TemplateLibrary(
+        **{k: t[k].values.astype(float) for k in ("mass_init", "metallicity", "age", "duration")},
+        stage=t.stage.values.astype(str),
+    )
+    out: dict[str, dict[str, float]] = {}
+    for est in ESTIMATORS:
+        out[est] = {}
+        for comp in ("thin", "thick", "bulge", "bulge_young"):
+            t0 = time.perf_counter()
+            population_weights(
+                lib, comp, [0.0], config.galaxy, seed=1, n_batches=4, stars_per_batch=n // 4,
+                t_max=config.templates.max_age, estimators=(est,),
+            )
+            out[est][comp] = n / (time.perf_counter() - t0)
     return out
 
 
@@ -56,9 +63,10 @@ def main() -> None:
     config = load_preset(args.preset)
     lib_size = cube.open(args.store, "templates").sizes["model"]
     rates = kernel_throughput(args.store, config, args.kernel_stars)
-    print(f"kernel, one core, library of {lib_size} templates, K = {config.galaxy.neighbours}:")
-    for comp, r in rates.items():
-        print(f"  {comp:<12} {r:>12,.0f} stars/s")
+    print(f"kernel, one core, library of {lib_size} templates (knn: K = {config.galaxy.neighbours}):")
+    for comp in rates["eep"]:
+        eep, knn = rates["eep"][comp], rates["knn"][comp]
+        print(f"  {comp:<12} eep {eep:>12,.0f} stars/s   knn {knn:>12,.0f} stars/s   eep/knn speed {eep / knn:.2f}")
 
     with make_client("local", args.workers) as client:
         t0 = time.perf_counter()

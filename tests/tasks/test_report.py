@@ -36,3 +36,25 @@ def test_report_json_claims_come_from_the_cubes(built):  # noqa: F811
     at_1 = np.exp(np.interp(0.0, np.log(sed.energy.values), np.log(I.values)))
     assert claims["nu_plane_e2_1TeV_ballistic"]["ours"] == pytest.approx(at_1, rel=1e-12)
     assert isinstance(claims["nu_plane_e2_1TeV_ballistic"]["agrees"], bool)
+
+
+def test_knn_over_eep_is_the_ratio_of_the_two_weighted_luminosities():
+    import xarray as xr
+
+    from tasks.report import _estimator_claims
+
+    # three templates with 1 TeV neutrino luminosities 1, 10, 100; k-NN puts weight on the giant
+    w = np.zeros((2, 2, 3))
+    w[:, 0] = [0.5, 0.5, 0.0]  # eep, populations thick and thin
+    w[:, 1] = [0.4, 0.5, 0.1]  # knn
+    pop = xr.Dataset(
+        {"weight": (("population", "estimator", "model"), w)},
+        coords={"component": ("population", ["thick", "thin"]), "feh_offset": ("population", [0.0, 0.0]),
+                "estimator": ["eep", "knn"]},
+    )
+    L = np.zeros((3, 2, 2, 2))
+    L[:, 0, 1, :] = np.array([1.0, 10.0, 100.0])[:, None]
+    y = xr.Dataset({"luminosity": (("model", "scenario", "messenger", "energy"), L)},
+                   coords={"scenario": ["ballistic", "mirroring"], "messenger": ["gamma", "nu"], "energy": [1.0, 10.0]})
+    got = {c["key"]: c["ours"] for c in _estimator_claims(pop, y)}
+    assert got == pytest.approx({"knn_over_eep_thick": 15.4 / 5.5, "knn_over_eep_thin": 15.4 / 5.5})
