@@ -34,7 +34,7 @@ __all__ = [
     "usable_models",
 ]
 
-CODE_VERSION = "population/2 imf-strata+age-below-lifetime+knn-invdist-dt"
+CODE_VERSION = "population/3 imf-strata+age-below-lifetime+knn-invdist-dt+valid-templates"
 
 #: Per-population variables written by the chunk function, besides the weights.
 FRACTIONS = ("yield_fraction", "remnant_fraction", "heavy_fraction", "clipped_fraction")
@@ -145,31 +145,15 @@ def _template_coords(store) -> xr.Dataset:
 
 
 def usable_models(store) -> np.ndarray:
-    """True for every template whose profiles are finite (the structure model converged).
+    """The templates cube's ``valid`` coordinate: True for every template with a structure model.
 
-    Reading the profiles costs about a second for 1e5 templates, so the mask is cached in
-    the store, keyed by the templates cube's fingerprint.
+    Invalid templates (zero profiles and yields) are left out of the population's library,
+    so they get no weight.
     """
-    import os
-
-    import zarr
-
-    fp = upstream_fingerprint(store, "templates")
-    path = cstore.cache_path(store, "usable", f"{fp}.npy")
-    try:
-        return np.load(path)
-    except (OSError, ValueError):
-        pass
-    g = zarr.open_group(os.fspath(store), path="templates", mode="r", zarr_format=3)
-    n = g["rho"].shape[0]
-    step = max(1, int(g["rho"].chunks[0]))
-    ok = np.ones(n, bool)
-    for name in ("rho", "v_conv", "column"):
-        arr = g[name]
-        for s0 in range(0, n, step * 16):
-            ok[s0 : s0 + step * 16] &= np.isfinite(arr[s0 : s0 + step * 16]).all(axis=1)
-    cstore.write_atomic(path, lambda tmp: np.save(tmp, ok))
-    return ok
+    tpl = cstore.open_group_if_exists(store, "templates")
+    if tpl is None:
+        raise MissingInputError("run the templates stage first")
+    return np.asarray(tpl["valid"].values, bool)
 
 
 def plan(config, store, client=None) -> StagePlan:
@@ -253,7 +237,7 @@ def plan(config, store, client=None) -> StagePlan:
         },
         notes=[f"{n_pop} populations ({int((comps == 'thin').sum())} thin-disk [Fe/H] offsets) x {n_stars:.3g} stars"]
         + (
-            [f"{n_mod - usable.size} templates without a finite profile are left out of the k-NN library"]
+            [f"{n_mod - usable.size} invalid templates (no structure model) are left out of the library"]
             if usable.size < n_mod
             else []
         ),
