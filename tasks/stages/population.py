@@ -20,7 +20,7 @@ import xarray as xr
 from cube import store as cstore
 from cube.fingerprint import Fingerprinter, digest
 from tasks.kernels.galaxy import COMPONENTS
-from tasks.stages.base import MissingInputError, Stage, StagePlan, placeholder, upstream_fingerprint
+from tasks.stages.base import MissingInputError, Stage, StagePlan, placeholder
 from tasks.stages.templates import MODEL_COORDS
 
 __all__ = [
