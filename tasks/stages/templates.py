@@ -358,7 +358,9 @@ def plan(config, store, client=None) -> StagePlan:
         },
         coords={"model": np.arange(n), "radius": radius, **{k: ("model", meta[k]) for k in MODEL_COORDS}},
     )
-    structure = _structure(config)
+    mesa = t.source == "mesa"
+    # MESA profiles are read as they are: the generator's mixing length changes none of them.
+    structure = {"radius": radius} if mesa else _structure(config)
     rows = Fingerprinter(code=CODE_VERSION, structure=structure).rows(
         **{k: meta[k] for k in (*MODEL_COORDS, "X")}, row_input=table["row_input"].to_numpy()
     )
@@ -382,7 +384,7 @@ def plan(config, store, client=None) -> StagePlan:
         payload={
             "radius": radius,
             "meta": meta,
-            "alpha_mlt": t.atmosphere.alpha_mlt,
+            "alpha_mlt": None if mesa else t.atmosphere.alpha_mlt,
             "profiles": profiles,
         },
         notes=notes,
