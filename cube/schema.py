@@ -71,6 +71,8 @@ _MODEL_COORDS = {
     "L_star": VarSpec(("model",), "Lsun", "luminosity"),
     "Teff": VarSpec(("model",), "K", "effective temperature"),
     "source": VarSpec(("model",), "", "where the model comes from (generator or a MESA LOGS path)"),
+    "valid": VarSpec(("model",), "", "the structure model has a solution (False: zero profiles and yields, no weight)"),
+    "invalid_reason": VarSpec(("model",), "", "why the model is not valid (empty when valid)"),
 }
 
 _ENERGY = VarSpec(("energy",), "TeV", "secondary particle energy")

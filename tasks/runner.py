@@ -197,7 +197,7 @@ def run_stage(stage: Stage, config, store, client=None, console: Console | None 
     staging = cstore.staging_name(group)
     copies: list[tuple[ChunkKey, list[int]]] = []
     stored_layout = _stored_layout(store, group)
-    if stored_layout == template_layout:
+    if stored_layout == template_layout and _coords_match(store, group, template, dim):
         target = group
         cstore.drop_group(store, staging)
         ledger = cstore.read_ledger(store, group)
@@ -280,6 +280,27 @@ def _stored_layout(store, group: str) -> dict | None:
     return g.attrs.get("layout")
 
 
+def _coords_match(store, group: str, template, dim: str) -> bool:
+    """Whether the stored per-row coordinates along ``dim`` are the template's, names and values.
+
+    Chunks rewritten in place leave the coordinates as stored, so a new coordinate (a
+    code change) or new values (a row's metadata changed) must rebuild the group, copying
+    every row still wanted, like a change of layout.
+    """
+    import zarr
+
+    try:
+        g = zarr.open_group(str(store), path=group, mode="r", zarr_format=3)
+        for name, coord in template.coords.items():
+            if coord.dims != (dim,) or name == dim:
+                continue
+            if name not in g or not np.array_equal(np.asarray(g[name][...]), np.asarray(coord.values)):
+                return False
+    except Exception:  # noqa: BLE001 - an unreadable group is simply rebuilt
+        return False
+    return True
+
+
 def stage_status(stage: Stage, config, store) -> dict:
     """Chunks total and stale for one stage, without computing anything.
 
@@ -288,7 +309,9 @@ def stage_status(stage: Stage, config, store) -> dict:
     plan = stage.plan(config, store, None)
     dim = stage.chunk_dim
     keys, wanted = _wanted(plan, stage.name, dim)
-    if _stored_layout(store, stage.name) != cstore.layout_signature(plan.template, dim, plan.chunk):
+    if _stored_layout(store, stage.name) != cstore.layout_signature(
+        plan.template, dim, plan.chunk
+    ) or not _coords_match(store, stage.name, plan.template, dim):
         ledger = {}
     else:
         ledger = cstore.read_ledger(store, stage.name)

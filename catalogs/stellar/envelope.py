@@ -39,7 +39,18 @@ when the gas pressure vanishes (radiation pressure alone would exceed the total:
 atmosphere at or above the Eddington limit, g <= kappa sigma Teff^4 / c, or an inflated
 radiation-dominated envelope), when any quantity turns non-finite, or when none of the
 stopping criteria is reached within the integration range. Nothing is extrapolated for
-such a model; the caller must skip it or substitute another template.
+such a model; the caller must skip it or substitute another template. ``failure`` says
+why, in words, for each model.
+
+The case met in practice is the hot stripped E-AGB star (SSE tracks of 16-20 Msun at
+Z = 0.02-0.03: M ~ 5-7 Msun, Teff 78-97 kK, L/M ~ 2-2.8e4 Lsun/Msun). Its
+electron-scattering Eddington factor is only 0.49-0.70, but OPAL's iron bump (log T
+5.1-5.3) keeps the Rosseland opacity at 0.65-0.7 cm^2 g^-1 even at the lowest tabulated
+density, so Gamma = kappa L / (4 pi c G m) is 1.2-1.5 there, below the photosphere. The
+gas then carries ~1e-4 of the pressure, MLT convection at rho ~ 1e-11 g cm^-3 is slightly
+superadiabatic (nabla - nabla_ad ~ 1e-4 > beta / 4, so P_gas falls inward), and the gas
+pressure reaches zero within a few steps: no hydrostatic envelope exists for these
+(R, L, M). Such stars inflate or drive an optically thick wind; neither is in this model.
 
 Neglected: turbulent pressure, H2 molecules in the coolest atmospheres, non-grey and
 3-D effects, rotation. Units: cgs, except the API inputs M_star [Msun], L_star [Lsun].
@@ -84,6 +95,10 @@ class EnvelopeProfiles:
     column_base : (n_models,) column at radius_base, g cm^-2.
     mass_env : (n_models,) mass of the integrated envelope / M_star.
     converged : (n_models,) bool; False -> all profile arrays of that model are NaN.
+    failure : (n_models,) str, why a model did not converge ("" when it did).
+    gamma_max : (n_models,) largest Rosseland Eddington factor kappa L / (4 pi c G m) met
+        at the integration nodes (NaN where the atmosphere already failed).
+    logT_gamma_max : (n_models,) log10 T [K] where ``gamma_max`` was met.
     """
 
     radius: np.ndarray
@@ -99,6 +114,9 @@ class EnvelopeProfiles:
     column_base: np.ndarray
     mass_env: np.ndarray
     converged: np.ndarray
+    failure: np.ndarray
+    gamma_max: np.ndarray
+    logT_gamma_max: np.ndarray
 
 
 def _local_structure(lnP, r, lnT, m, L, X, Z, alpha_mlt, opac):
@@ -267,6 +285,9 @@ def envelope_profiles(M_star, R_star, L_star, Teff, X, Z, radius, alpha_mlt=1.8,
         done = ~ok
         fail = ~ok
         k_stop = np.zeros(n, int)
+        gamma_max = np.where(ok, 0.0, np.nan)
+        logT_gmax = np.full(n, np.nan)
+        bad_step = np.zeros(n, bool)       # failed inside the integration (not the atmosphere)
 
         def deriv(lnP, y, ii):
             r, lnT, col, m_env = y
@@ -275,7 +296,8 @@ def envelope_profiles(M_star, R_star, L_star, Teff, X, Z, radius, alpha_mlt=1.8,
                                                      alpha_mlt, (opacity_cold, opal_set))
             P = np.exp(lnP)
             d = np.stack([-P / (rho * g), nabla, P / g, 4.0 * np.pi * r * r * P / g])
-            return d, rho, nabla, v
+            gamma = kap * L[ii] / (4.0 * np.pi * C_LIGHT * G_GRAV * m)
+            return d, rho, nabla, v, gamma
 
         lnP = lnP0.copy()
         for k in range(n_max + 1):
@@ -283,7 +305,10 @@ def envelope_profiles(M_star, R_star, L_star, Teff, X, Z, radius, alpha_mlt=1.8,
             if ii.size == 0:
                 break
             yi, lp, hi = y[:, ii], lnP[ii], h[ii]
-            k1, rho_k, nab_k, v_k = deriv(lp, yi, ii)
+            k1, rho_k, nab_k, v_k, gam_k = deriv(lp, yi, ii)
+            higher = np.isfinite(gam_k) & (gam_k > gamma_max[ii])
+            gamma_max[ii[higher]] = gam_k[higher]
+            logT_gmax[ii[higher]] = yi[1, higher] / np.log(10.0)
             nodes[:4, k, ii] = yi
             nodes[4, k, ii] = np.log(rho_k)
             nodes[5, k, ii] = nab_k
@@ -293,6 +318,7 @@ def envelope_profiles(M_star, R_star, L_star, Teff, X, Z, radius, alpha_mlt=1.8,
             reached = ((yi[2] >= column_stop) | (yi[3] >= mass_frac_stop * M[ii])
                        | (yi[0] <= radius_stop * R[ii])) & ~bad
             fail[ii[bad]] = True
+            bad_step[ii[bad]] = True
             k_stop[ii] = k
             done[ii[bad | reached]] = True
             if k == n_max:
@@ -303,7 +329,8 @@ def envelope_profiles(M_star, R_star, L_star, Teff, X, Z, radius, alpha_mlt=1.8,
             y[:, ii] = yi + hi / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
             lnP[ii] = lp + hi
         n_used = k + 1
-        fail |= ~done          # never reached a stopping criterion
+        unfinished = ~done
+        fail |= unfinished     # never reached a stopping criterion
 
     conv = ~fail
     nr = radius.size
@@ -358,13 +385,33 @@ def envelope_profiles(M_star, R_star, L_star, Teff, X, Z, radius, alpha_mlt=1.8,
     for arr in (rho, T, P, col, nab, vc):
         arr[~conv] = np.nan
 
+    failure = np.full(n, "", dtype=object)
+    for i in np.nonzero(~conv)[0]:
+        failure[i] = _failure_reason(ok[i], bad_step[i], unfinished[i], gamma_max[i], logT_gmax[i])
+
     return EnvelopeProfiles(
         radius=radius, rho=rho, T=T, P=P, v_conv=vc, column=col, nabla=nab,
         P_surf=np.where(ok, P_s, np.nan), column_surf=np.where(ok, col_s, np.nan),
         radius_base=np.where(conv, r_b / R, np.nan),
         column_base=np.where(conv, nodes[2, ks, idx], np.nan),
         mass_env=np.where(conv, nodes[3, ks, idx] / M, np.nan),
-        converged=conv)
+        converged=conv, failure=failure.astype(str), gamma_max=gamma_max,
+        logT_gamma_max=logT_gmax)
+
+
+def _failure_reason(atmosphere_ok: bool, bad_step: bool, unfinished: bool, gamma_max: float,
+                    logT: float) -> str:
+    """Why one model has no profile, in words with the numbers that decide it."""
+    if not atmosphere_ok:
+        return "atmosphere above the Eddington limit (g <= kappa sigma Teff^4 / c)"
+    if bad_step and gamma_max >= 1.0:
+        return (f"super-Eddington envelope: Rosseland Gamma reaches {gamma_max:.2f} at log T = {logT:.2f} "
+                "and the gas pressure vanishes")
+    if bad_step:
+        return "envelope integration turned non-finite"
+    if unfinished:
+        return "envelope integration reached no stopping criterion"
+    return "continuation below the envelope not monotonic"
 
 
 def convective_velocity(r, m, rho, T, P, L, X, Z, alpha_mlt=1.8, *,

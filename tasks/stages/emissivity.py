@@ -89,15 +89,13 @@ def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
     index = payload["index"][start:stop]  # (n_R, n_z, n_c)
     used = np.unique(index)
     pop = cstore.read_rows(payload["store"], "population", "population", used)
-    L = cstore.read_rows(payload["store"], "yields", "model", slice(None)).luminosity
-    L = L.transpose("model", "scenario", "messenger", "energy").values
-    bad = ~np.isfinite(L).all(axis=(1, 2, 3))
-    if bad.any():
-        # Templates without a converged profile have no yield; the population stage gave them
-        # no weight (they are not in its k-NN library), so they must not poison the product.
-        if pop.weight.values[..., bad].any():
-            raise ValueError("population weights fall on templates without a finite luminosity; rerun population")
-        L = np.where(bad[:, None, None, None], 0.0, L)
+    y = cstore.read_rows(payload["store"], "yields", "model", slice(None))
+    L = y.luminosity.transpose("model", "scenario", "messenger", "energy").values
+    # Invalid templates have zero yields by construction; a weight on one would silently
+    # drop stars, so it is an error (population and yields made from different libraries).
+    invalid = ~np.asarray(y.valid.values, bool)
+    if pop.weight.values[..., invalid].any():
+        raise ValueError("population weights fall on invalid templates (no structure model); rerun population")
     est = {"estimator": g.estimator}
     mean_u, err_u = batch_means(pop.weight.sel(est).values, pop.weight_batch.sel(est).values, L)
     where = np.searchsorted(used, index)

@@ -20,7 +20,7 @@ import xarray as xr
 from cube import store as cstore
 from cube.fingerprint import Fingerprinter, digest
 from tasks.kernels.galaxy import COMPONENTS
-from tasks.stages.base import MissingInputError, Stage, StagePlan, placeholder, upstream_fingerprint
+from tasks.stages.base import MissingInputError, Stage, StagePlan, placeholder
 from tasks.stages.templates import MODEL_COORDS
 
 __all__ = [
@@ -31,10 +31,9 @@ __all__ = [
     "galaxy_grid",
     "thin_offsets",
     "sampling_parameters",
-    "usable_models",
 ]
 
-CODE_VERSION = "population/3 imf-strata+age-below-lifetime+estimators-eep-knn"
+CODE_VERSION = "population/3 imf-strata+age-below-lifetime+estimators-eep-knn+valid-templates"
 
 #: Per-population variables written by the chunk function, besides the weights.
 FRACTIONS = ("yield_fraction", "remnant_fraction", "heavy_fraction", "clipped_fraction")
@@ -145,34 +144,6 @@ def _template_coords(store) -> xr.Dataset:
     return xr.Dataset({k: tpl[k] for k in MODEL_COORDS}).load()
 
 
-def usable_models(store) -> np.ndarray:
-    """True for every template whose profiles are finite (the structure model converged).
-
-    Reading the profiles costs about a second for 1e5 templates, so the mask is cached in
-    the store, keyed by the templates cube's fingerprint.
-    """
-    import os
-
-    import zarr
-
-    fp = upstream_fingerprint(store, "templates")
-    path = cstore.cache_path(store, "usable", f"{fp}.npy")
-    try:
-        return np.load(path)
-    except (OSError, ValueError):
-        pass
-    g = zarr.open_group(os.fspath(store), path="templates", mode="r", zarr_format=3)
-    n = g["rho"].shape[0]
-    step = max(1, int(g["rho"].chunks[0]))
-    ok = np.ones(n, bool)
-    for name in ("rho", "v_conv", "column"):
-        arr = g[name]
-        for s0 in range(0, n, step * 16):
-            ok[s0 : s0 + step * 16] &= np.isfinite(arr[s0 : s0 + step * 16]).all(axis=1)
-    cstore.write_atomic(path, lambda tmp: np.save(tmp, ok))
-    return ok
-
-
 def plan(config, store, client=None) -> StagePlan:
     """Template, one fingerprint per population, and the Monte Carlo chunk function."""
     from tasks.kernels.population import TemplateLibrary
@@ -181,7 +152,8 @@ def plan(config, store, client=None) -> StagePlan:
 
     g = config.galaxy
     meta = _template_coords(store)
-    usable = usable_models(store)
+    # invalid templates (no structure model, zero yields) get no weight but keep their track's lifetime
+    usable = meta["valid"].values.astype(bool)
     library = {k: meta[k].values.astype(float) for k in ("mass_init", "metallicity", "age", "duration")}
     library["stage"] = meta["stage"].values.astype(str)
     library["valid"] = usable
@@ -258,7 +230,7 @@ def plan(config, store, client=None) -> StagePlan:
         },
         notes=[f"{n_pop} populations ({int((comps == 'thin').sum())} thin-disk [Fe/H] offsets) x {n_stars:.3g} stars"]
         + (
-            [f"{int((~usable).sum())} templates without a finite profile carry no weight"]
+            [f"{int((~usable).sum())} invalid templates (no structure model) carry no weight"]
             if not usable.all()
             else []
         ),

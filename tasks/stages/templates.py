@@ -13,6 +13,16 @@ Two sources write the same cube (PHYSICS.md P5):
 
 Models are ordered by (source, metallicity, initial mass, age); each row's fingerprint is
 its metadata and the structure settings, so the layout may grow and still reuse rows.
+
+Some generator snapshots have no hydrostatic envelope in the structure model (hot stripped
+E-AGB stars of 16-20 Msun at high Z, where the Rosseland opacity of the iron bump puts
+the envelope above the Eddington limit; see :mod:`catalogs.stellar.envelope`). They stay
+in the cube, flagged by the per-model coordinates ``valid`` (False) and
+``invalid_reason``, with all-zero profiles, so that no cube downstream holds a NaN.
+Validity must be known when the cube's coordinates are written, i.e. on the client
+before any chunk is computed: every snapshot whose electron-scattering Eddington factor is
+at least :data:`SCREEN_GAMMA_E` is integrated once at plan time (the only ones that can
+fail; results cached in the store by the row's structure inputs), all others are valid.
 """
 
 from __future__ import annotations
@@ -29,13 +39,33 @@ from cube import store as cstore
 from cube.fingerprint import Fingerprinter, fingerprint
 from tasks.stages.base import Stage, StagePlan, placeholder
 
-__all__ = ["STAGE", "plan", "compute", "model_table", "eddington_factor", "TRACKS_VERSION"]
+__all__ = ["STAGE", "plan", "compute", "model_table", "eddington_factor", "envelope_validity", "TRACKS_VERSION"]
 
-CODE_VERSION = "templates/1 sse-cosmic+envelope-mlt"
+CODE_VERSION = "templates/2 sse-cosmic+envelope-mlt+valid-flag"
 TRACKS_VERSION = "tracks/1"
 
-#: Per-model coordinates of the cube, in the order of DESIGN.md.
-MODEL_COORDS = ("mass_init", "metallicity", "age", "stage", "duration", "R_star", "M_star", "L_star", "Teff", "source")
+#: Per-model coordinates of the cube, in the order of DESIGN.md, then the validity flag
+#: and its reason ("" when valid).
+MODEL_COORDS = (
+    "mass_init",
+    "metallicity",
+    "age",
+    "stage",
+    "duration",
+    "R_star",
+    "M_star",
+    "L_star",
+    "Teff",
+    "source",
+    "valid",
+    "invalid_reason",
+)
+
+#: Snapshots with an electron-scattering Eddington factor at least this are integrated at
+#: plan time to find those without a hydrostatic envelope. The ones that fail have 0.49-0.70
+#: (iron-bump opacity ~2 kappa_es lifts them above 1); below 0.3 the structure model has
+#: not been seen to fail, and if one did the chunk would stop with an error, not a NaN.
+SCREEN_GAMMA_E = 0.3
 
 
 def _track_key(config, mass: float, z: float) -> str:
@@ -141,11 +171,14 @@ def model_table(config, store, client=None):
         # envelope in this structure model: it is left out, and counted in the notes.
         gamma_e = eddington_factor(table["L_star"].to_numpy(float), table["M_star"].to_numpy(float), table["X"].to_numpy(float))
         keep = gamma_e < 1.0
+        table = table.loc[keep].reset_index(drop=True)
+        table["valid"], table["invalid_reason"] = envelope_validity(config, store, table, client)
         attrs = {
             "source": "generator (SSE via cosmic-popsynth + near-surface structure model)",
             "excluded_super_eddington": int((~keep).sum()),
+            "invalid_models": int((~table["valid"]).sum()),
         }
-        return table.loc[keep].reset_index(drop=True), None, attrs
+        return table, None, attrs
     from catalogs.stellar.mesa import read_mesa_logs
 
     frames, profiles, v_sources = [], [], set()
@@ -162,8 +195,87 @@ def model_table(config, store, client=None):
         profiles.append(mt)
         v_sources.add(mt.v_conv_source)
     table = pd.concat(frames, ignore_index=True)
+    # MESA profiles are taken as given: every model is a valid template.
+    table["valid"] = True
+    table["invalid_reason"] = ""
     prof = {k: np.concatenate([getattr(p, k) for p in profiles]) for k in ("rho", "v_conv", "column")}
-    return table, prof, {"source": "mesa", "v_conv_source": ",".join(sorted(v_sources))}
+    return table, prof, {"source": "mesa", "v_conv_source": ",".join(sorted(v_sources)), "invalid_models": 0}
+
+
+def _structure(config) -> dict:
+    """The structure-model settings every generator profile depends on (besides its row)."""
+    t = config.templates
+    return {"alpha_mlt": t.atmosphere.alpha_mlt, "radius": radius_grid(t.radius_points, t.depth_min)}
+
+
+_STRUCTURE_INPUTS = ("M_star", "R_star", "L_star", "Teff", "X", "metallicity")
+
+
+def _check_envelopes(rows: dict, alpha_mlt: float, radius: np.ndarray) -> list[str]:
+    """Integrate the envelopes of ``rows`` (columns :data:`_STRUCTURE_INPUTS`); the failure of each ("" if none)."""
+    from catalogs.stellar.envelope import envelope_profiles
+
+    r = {k: np.asarray(v, float) for k, v in rows.items()}
+    prof = envelope_profiles(
+        r["M_star"], r["R_star"], r["L_star"], r["Teff"], r["X"], r["metallicity"], radius, alpha_mlt=alpha_mlt
+    )
+    return [str(f) for f in prof.failure]
+
+
+def envelope_validity(config, store, table: pd.DataFrame, client=None) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each generator snapshot has a hydrostatic envelope, and why not.
+
+    Only snapshots with an electron-scattering Eddington factor >= :data:`SCREEN_GAMMA_E`
+    are integrated (on the workers when a cluster is given); their verdicts are cached in
+    the store, keyed by the structure settings and each row's structure inputs, so a
+    no-op plan integrates nothing.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Columns M_star [Msun], R_star [cm], L_star [Lsun], Teff [K], X, metallicity.
+
+    Returns
+    -------
+    valid : (n,) bool
+    reason : (n,) str, "" where valid.
+    """
+    import json
+
+    from cube.fingerprint import digest
+
+    n = len(table)
+    reason = np.full(n, "", dtype=object)
+    if n == 0:
+        return np.ones(0, bool), reason.astype(str)
+    cols = {k: table[k].to_numpy(float) for k in _STRUCTURE_INPUTS}
+    gamma_e = eddington_factor(cols["L_star"], cols["M_star"], cols["X"])
+    screened = np.flatnonzero(gamma_e >= SCREEN_GAMMA_E)
+    structure = _structure(config)
+    keys = Fingerprinter(code=CODE_VERSION, structure=structure).rows(**{k: v[screened] for k, v in cols.items()})
+    path = cstore.cache_path(store, "envelope_check", f"{digest({'code': CODE_VERSION, 'structure': structure})}.json")
+    try:
+        known: dict = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    todo = [i for i, key in zip(screened, keys) if key not in known]
+    if todo:
+        batch = 32
+        parts = [
+            ({k: v[todo[s : s + batch]] for k, v in cols.items()}, structure["alpha_mlt"], structure["radius"])
+            for s in range(0, len(todo), batch)
+        ]
+        if client is not None:
+            results = client.gather([client.submit(_check_envelopes, *p, pure=False) for p in parts])
+        else:
+            results = [_check_envelopes(*p) for p in parts]
+        found = dict(zip(todo, (f for part in results for f in part)))
+        known.update({key: found[i] for i, key in zip(screened, keys) if i in found})
+        cstore.write_atomic(path, lambda tmp: tmp.write_text(json.dumps(known, sort_keys=True)))
+    for i, key in zip(screened, keys):
+        reason[i] = known[key]
+    reason = reason.astype(str)
+    return reason == "", reason
 
 
 def eddington_factor(L_star, M_star, X) -> np.ndarray:
@@ -196,17 +308,25 @@ def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
     else:
         from catalogs.stellar.envelope import envelope_profiles
 
-        prof = envelope_profiles(
-            meta["M_star"],
-            meta["R_star"],
-            meta["L_star"],
-            meta["Teff"],
-            meta["X"],
-            meta["metallicity"],
-            radius,
-            alpha_mlt=payload["alpha_mlt"],
-        )
-        rho, v_conv, column = prof.rho, prof.v_conv, prof.column
+        ok = np.asarray(meta["valid"], bool)
+        # Invalid models (no hydrostatic envelope) hold zeros: the yields stage skips them
+        # and the population stage gives them no weight.
+        rho, v_conv, column = (np.zeros((stop - start, radius.size)) for _ in range(3))
+        if ok.any():
+            prof = envelope_profiles(
+                *(np.asarray(meta[k], float)[ok] for k in ("M_star", "R_star", "L_star", "Teff", "X", "metallicity")),
+                radius,
+                alpha_mlt=payload["alpha_mlt"],
+            )
+            if not prof.converged.all():
+                i = int(np.flatnonzero(ok)[np.flatnonzero(~prof.converged)[0]])
+                raise RuntimeError(
+                    f"template {start + i} (mass_init {meta['mass_init'][i]} Msun, Z {meta['metallicity'][i]}, "
+                    f"{meta['stage'][i]} at {meta['age'][i]:.4g} yr) was judged valid when the stage was planned but "
+                    f"its envelope failed: {prof.failure[~prof.converged][0]}; lower "
+                    "tasks.stages.templates.SCREEN_GAMMA_E so that the plan checks it"
+                )
+            rho[ok], v_conv[ok], column[ok] = prof.rho, prof.v_conv, prof.column
     coords = {"model": np.arange(start, stop), "radius": radius}
     coords.update({k: ("model", meta[k]) for k in MODEL_COORDS})
     return xr.Dataset(
@@ -226,26 +346,48 @@ def plan(config, store, client=None) -> StagePlan:
     table, profiles, extra_attrs = model_table(config, store, client)
     n, n_r = len(table), len(radius)
     meta = {k: table[k].to_numpy() for k in MODEL_COORDS}
-    meta["stage"] = meta["stage"].astype(str)
-    meta["source"] = meta["source"].astype(str)
+    for k in ("stage", "source", "invalid_reason"):
+        meta[k] = meta[k].astype(str)
+    meta["valid"] = meta["valid"].astype(bool)
     meta["X"] = table["X"].to_numpy(float)
+    zero = "0 where valid is False (no structure model: see invalid_reason)"
     template = xr.Dataset(
-        {v: (("model", "radius"), placeholder((n, n_r), (t.chunk, n_r))) for v in ("rho", "v_conv", "column")},
+        {
+            v: (("model", "radius"), placeholder((n, n_r), (t.chunk, n_r)), {"invalid_models": zero})
+            for v in ("rho", "v_conv", "column")
+        },
         coords={"model": np.arange(n), "radius": radius, **{k: ("model", meta[k]) for k in MODEL_COORDS}},
     )
-    structure = {"alpha_mlt": t.atmosphere.alpha_mlt, "radius": radius}
+    mesa = t.source == "mesa"
+    # MESA profiles are read as they are: the generator's mixing length changes none of them.
+    structure = {"radius": radius} if mesa else _structure(config)
     rows = Fingerprinter(code=CODE_VERSION, structure=structure).rows(
         **{k: meta[k] for k in (*MODEL_COORDS, "X")}, row_input=table["row_input"].to_numpy()
     )
     section = {"templates": t.model_dump(mode="json")}
+    notes = [f"{n} models from {t.source}"]
+    invalid = ~meta["valid"]
+    if invalid.any():
+        kinds = pd.Series(meta["invalid_reason"][invalid]).str.split(":").str[0].value_counts()
+        notes.append(
+            f"{int(invalid.sum())} models without a hydrostatic envelope ("
+            + ", ".join(f"{k}: {c}" for k, c in kinds.items())
+            + f"; Teff {meta['Teff'][invalid].min():.3g}-{meta['Teff'][invalid].max():.3g} K) marked invalid: "
+            "zero profiles, zero yields, no population weight"
+        )
     return StagePlan(
         template=template,
         chunk=t.chunk,
         row_fingerprints=rows,
         attrs={"config": section, **extra_attrs},
         compute=compute,
-        payload={"radius": radius, "meta": meta, "alpha_mlt": t.atmosphere.alpha_mlt, "profiles": profiles},
-        notes=[f"{n} models from {t.source}"],
+        payload={
+            "radius": radius,
+            "meta": meta,
+            "alpha_mlt": None if mesa else t.atmosphere.alpha_mlt,
+            "profiles": profiles,
+        },
+        notes=notes,
     )
 
 

@@ -36,7 +36,7 @@ __all__ = [
     "MissingInputError",
 ]
 
-CODE_VERSION = "yields/1 ballistic+canonical-momentum-mirroring"
+CODE_VERSION = "yields/2 ballistic+canonical-momentum-mirroring+invalid-zero"
 SCENARIOS = ("ballistic", "mirroring")
 MESSENGERS = ("gamma", "nu")
 
@@ -162,9 +162,16 @@ def _luminosity(tpl: xr.Dataset, xs: dict, args: dict, calibration: float):
 
 
 def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
-    """Luminosities of models ``[start, stop)`` [TeV^-1 s^-1], read from the templates cube."""
+    """Luminosities of models ``[start, stop)`` [TeV^-1 s^-1], read from the templates cube.
+
+    Invalid templates (``valid`` False: no structure model, zero profiles) get zero
+    luminosity without calling the kernel.
+    """
     tpl = cstore.read_rows(payload["store"], "templates", "model", slice(start, stop))
-    res = _luminosity(tpl, payload["xsec"], payload["args"], payload["calibration"])
+    ok = np.asarray(tpl.valid.values, bool)
+    L = np.zeros((stop - start, len(SCENARIOS), len(MESSENGERS), payload["xsec"]["energy"].size))
+    if ok.any():
+        L[ok] = _luminosity(tpl.isel(model=np.flatnonzero(ok)), payload["xsec"], payload["args"], payload["calibration"]).L
     coords = {
         "model": np.arange(start, stop),
         "scenario": list(SCENARIOS),
@@ -172,7 +179,7 @@ def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
         "energy": payload["xsec"]["energy"],
     }
     coords.update({k: ("model", tpl[k].values) for k in MODEL_COORDS})
-    return xr.Dataset({"luminosity": (("model", "scenario", "messenger", "energy"), res.L)}, coords=coords)
+    return xr.Dataset({"luminosity": (("model", "scenario", "messenger", "energy"), L)}, coords=coords)
 
 
 def _read_inputs(store):
