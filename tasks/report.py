@@ -4,7 +4,9 @@ Built so far: the quiet-Sun check (PHYSICS.md P4 calibration anchor).  For the s
 it gives E^2 dN/dE at 1 AU for both scenarios and both messengers, HAWC's fit
 1.6e-12 (E/TeV)^-3.62 TeV^-1 cm^-2 s^-1, and the black-sphere bound (every proton hitting the
 disc interacts once, nothing is absorbed), plus the HAWC calibration factor and the
-uncalibrated ratio to HAWC.
+uncalibrated ratio to HAWC.  Then the paper's Galactic claims (:func:`galactic_claims`), and
+numbers that explain the differences: the plane against a black-sphere Galaxy, gamma rays without
+pair absorption, the gamma/nu ratio the paper's numbers need, neutrino shares per stage.
 """
 
 from __future__ import annotations
