@@ -98,6 +98,11 @@ class Interactions(_Section):
         1.8, description="N_nuc: CR nuclei and He/metal targets"
     )
     hydrogen_fraction: Fraction = Field(0.70, description="X for the pair-production length")
+    pair_absorption: bool = Field(
+        True,
+        description="absorb gamma rays by pair production inside the star (lambda_pair); false sets "
+        "lambda_pair to infinity, the unabsorbed limit, in both scenarios",
+    )
 
 
 class XsecStage(_Section):
@@ -156,6 +161,12 @@ class Mirroring(_Section):
         "hawc",
         description="hawc: scale L_mirror so that the solar template matches HAWC (needs a solar "
         "template); none: no scale factor; a number: that factor, for libraries without a Sun",
+    )
+    calibration_applies_to: Literal["gamma", "both"] = Field(
+        "gamma",
+        description="messengers the calibration factor scales: gamma (default) keeps the neutrinos "
+        "within the black-sphere bound (one interaction per primary; docs/physics.md P4); both is the "
+        "paper's literal reading and puts the calibrated Sun's neutrinos above that bound",
     )
     hawc_fit: Literal["lsq", "pivot"] = Field(
         "pivot",

@@ -3,7 +3,9 @@
 Ballistic (P3):  L(E) = N_nuc 8 pi^2 int_0^R b db int dE_p I_p Gamma(E_p, b) (1/sigma) dsigma/dE
 Mirroring (P4):  L_mirror(E) = N_nuc 4 pi^2 R^2 int dE_p I_p <Gamma>(E_p) (1/sigma) dsigma/dE
 Scenario "mirroring" = F_sur cal L_mirror + (1 - F_sur) L_ballistic for main-sequence stars
-with M <= 1.41 Msun, L_ballistic otherwise; scenario "ballistic" = L_ballistic.
+with M <= 1.41 Msun, L_ballistic otherwise; scenario "ballistic" = L_ballistic. The factor cal
+scales the gamma rays only by default (``calibration_applies_to``): neutrinos cannot exceed the
+black-sphere bound N_nuc 4 pi^2 R^2 int dE_p I_p (1/sigma) dsigma/dE.
 
 L in particles TeV^-1 s^-1 (emitted into all directions). Cross sections enter as arrays so
 this module does not depend on :mod:`catalogs.xsec`.
@@ -33,6 +35,8 @@ __all__ = [
     "impact_weights",
     "ballistic_efficiency",
     "yield_matrix",
+    "CALIBRATION_TARGETS",
+    "calibration_vector",
     "combine_scenarios",
     "template_luminosity",
     "flux_at_earth",
@@ -143,15 +147,49 @@ def yield_matrix(
     return coef[None, :, None] * np.asarray(dsigma, dtype=float)
 
 
+#: Messengers a calibration factor may scale (``mirroring.calibration_applies_to``).
+CALIBRATION_TARGETS: tuple[str, str] = ("gamma", "both")
+
+
+def calibration_vector(calibration: float, applies_to: str = "gamma") -> np.ndarray:
+    """Scale factor per messenger [gamma, nu] for L_mirror.
+
+    ``applies_to = "gamma"`` scales the gamma rays only: the neutrinos keep the physical model,
+    which cannot exceed the black-sphere bound (every proton reaching the star interacts once).
+    ``"both"`` scales both messengers (the paper's literal reading).
+    """
+    if applies_to not in CALIBRATION_TARGETS:
+        raise ValueError(f"calibration_applies_to must be one of {CALIBRATION_TARGETS}, got {applies_to!r}")
+    return np.array([calibration, calibration if applies_to == "both" else 1.0])
+
+
 def combine_scenarios(
-    L_ballistic: ArrayLike, L_mirror: ArrayLike, F_sur: ArrayLike, calibration: float = 1.0
+    L_ballistic: ArrayLike,
+    L_mirror: ArrayLike,
+    F_sur: ArrayLike,
+    calibration: float = 1.0,
+    calibration_applies_to: str = "gamma",
 ) -> np.ndarray:
     """Mirroring scenario F_sur cal L_mirror + (1 - F_sur) L_ballistic (F_sur = 0: ballistic).
 
-    L_ballistic, L_mirror : (n_m, 2, n_E); F_sur : (n_m,). Returns (n_m, 2, n_E).
+    Parameters
+    ----------
+    L_ballistic, L_mirror : (n_m, 2 [gamma, nu], n_E)
+        TeV^-1 s^-1.
+    F_sur : (n_m,)
+        Surface fraction where mirroring applies.
+    calibration : float
+        Factor on L_mirror (dimensionless).
+    calibration_applies_to : {"gamma", "both"}
+        Which messengers the factor scales (:func:`calibration_vector`).
+
+    Returns
+    -------
+    (n_m, 2, n_E) TeV^-1 s^-1.
     """
     f = np.asarray(F_sur, dtype=float)[:, None, None]
-    return f * calibration * np.asarray(L_mirror) + (1.0 - f) * np.asarray(L_ballistic)
+    cal = calibration_vector(calibration, calibration_applies_to)[None, :, None]
+    return f * cal * np.asarray(L_mirror) + (1.0 - f) * np.asarray(L_ballistic)
 
 
 def template_luminosity(
@@ -169,6 +207,8 @@ def template_luminosity(
     X: ArrayLike = 0.70,
     N_nuc: float = 1.8,
     calibration: float = 1.0,
+    calibration_applies_to: str = "gamma",
+    pair_absorption: bool = True,
     intensity: ArrayLike | None = None,
     ep_weights: ArrayLike | None = None,
     n_b: int = 128,
@@ -203,6 +243,11 @@ def template_luminosity(
     X : float or (n_m,)   hydrogen mass fraction for lambda_pair.
     N_nuc : nuclear enhancement (1.8).   calibration : scale factor applied to L_mirror in the
         mirroring scenario (HAWC fit, :func:`hawc_calibration_factor`; 1 = uncalibrated).
+    calibration_applies_to : ``"gamma"`` (default: neutrinos stay within the black-sphere
+        bound) or ``"both"``; see :func:`calibration_vector`.
+    pair_absorption : False sets lambda_pair = inf (no pair production in the star) in both
+        the ballistic and the mirroring efficiencies: the unabsorbed limit, in which the
+        ballistic Gamma_gamma equals Gamma_nu.
     intensity : (n_p,) I_p, default :func:`catalogs.cr_spectrum.proton_intensity`.
     ep_weights : (n_p,) quadrature weights in TeV (default trapezoid in ln E_p).
     n_b, b_depth_min : impact-parameter grid (:func:`tasks.kernels.chords.impact_grid`).
@@ -226,7 +271,8 @@ def template_luminosity(
     m = np.asarray(mass_init, dtype=float).reshape(n_m)
     ms = is_main_sequence(np.asarray(stage).reshape(n_m), ms_label)
     lp = lambda_pp(sigma_inel)
-    lg = np.broadcast_to(np.asarray(lambda_pair(X), dtype=float), (n_m,))
+    # lambda_pair = inf is exactly the unabsorbed limit in both kernels (they take 1/lambda_pair = 0)
+    lg = np.broadcast_to(np.asarray(lambda_pair(X) if pair_absorption else np.inf, dtype=float), (n_m,))
     K = yield_matrix(E_p, sigma_inel, dsigma, intensity, ep_weights)
 
     # ballistic: chord columns on the impact grid, then int b db via fixed weights
@@ -257,7 +303,7 @@ def template_luminosity(
         G_m[idx, 0], G_m[idx, 1] = mg, mn
     L_m = N_nuc * 4.0 * np.pi**2 * (R**2)[:, None, None] * np.einsum("mkp,kpe->mke", G_m, K)
     F = np.where(use, F, 0.0)
-    L = np.stack([L_b, combine_scenarios(L_b, L_m, F, calibration)], axis=1)
+    L = np.stack([L_b, combine_scenarios(L_b, L_m, F, calibration, calibration_applies_to)], axis=1)
     return TemplateLuminosity(L=L, L_mirror=L_m, F_sur=F, G_ballistic=G_b, G_mirror=G_m)
 
 

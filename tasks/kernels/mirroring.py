@@ -264,7 +264,7 @@ def _asinc(z: float) -> float:
 
 
 @nb.njit(**_INLINE)
-def _outward_segment(l0, l1, gt, gw, SH, CH, a, lam_pair, Yj, Sj, Sn, DPj, DYUj, XSj, XI, x_tot, lam_pp, W0, W1, W2, W3, ACC):  # noqa: E501, ANN001
+def _outward_segment(l0, l1, gt, gw, SH, CH, a, inv_pair, Yj, Sj, Sn, DPj, DYUj, XSj, XI, x_tot, lam_pp, W0, W1, W2, W3, ACC):  # noqa: E501, ANN001
     """Add the Gauss-Legendre sum (nodes gt, weights gw on (0, 1)) of the outward-leg gamma-ray
     integrand over the current segment to ACC[l0:l1] (x_tot: 2 X_half per lane)."""
     ng = gt.size
@@ -278,7 +278,7 @@ def _outward_segment(l0, l1, gt, gw, SH, CH, a, lam_pair, Yj, Sj, Sn, DPj, DYUj,
         for l in range(l0, l1):
             ACC[l] += wk * _outward_term(
                 SHk[l], CHk[l], SHp[l], CHp[l], W0[l], W1[l], W2[l], W3[l], Sj[l], Sn[l],
-                tk, Yj, DYUj[l], x_tot[l], XI[l], XSj[l], lam_pp[l], a, lam_pair,
+                tk, Yj, DYUj[l], x_tot[l], XI[l], XSj[l], lam_pp[l], a, inv_pair,
             )
 
 
@@ -296,7 +296,7 @@ def _node_tables(gt, DPj, SH, CH, l0, l1):  # noqa: ANN001, ANN202
 
 
 @nb.njit(**_INLINE)
-def _outward_term(sh, ch, shp, chp, dy, idy, yt, yb, st, sb, tk, Yj, dyu, x_tot, xi, xs, lp, a, lam_pair):  # noqa: E501, ANN001, ANN202
+def _outward_term(sh, ch, shp, chp, dy, idy, yt, yb, st, sb, tk, Yj, dyu, x_tot, xi, xs, lp, a, inv_pair):  # noqa: E501, ANN001, ANN202
     """Outward-leg gamma-ray integrand at one Gauss node of one segment (one lane)."""
     # psi = psi_b + t dpsi = psi_t - (1 - t) dpsi: sin psi from the end where both
     # terms are positive (no cancellation)
@@ -309,13 +309,14 @@ def _outward_term(sh, ch, shp, chp, dy, idy, yt, yb, st, sb, tk, Yj, dyu, x_tot,
     ycol = Yj + dyu * frac
     nz = a * spsi
     x_c = x_tot - (xi + (1.0 - tk) * xs)
-    # -X_c/lambda_pp - Y/(n_z lambda_pair), one division
-    e = _exp_neg(-(x_c * nz * lam_pair + ycol * lp) / (lp * nz * lam_pair))
+    # -X_c/lambda_pp - Y/(n_z lambda_pair), one division; inv_pair = 1/lambda_pair, so that
+    # lambda_pair = inf (no pair absorption) is the exact unabsorbed limit, not inf/inf
+    e = _exp_neg(-(x_c * nz + ycol * lp * inv_pair) / (lp * nz))
     return e if nz > 0.0 else 0.0
 
 
 @nb.njit(**_JIT)
-def _lanes(Y, P, n_seg, a, gam, phi_p, lam_pp, lam_pair, mirrored, gt, gw, gt2, gw2, D, S, XS, DP, DYU, XI, SH, CH, W, ACC, out_g, out_n):  # noqa: E501, ANN001
+def _lanes(Y, P, n_seg, a, gam, phi_p, lam_pp, inv_pair, mirrored, gt, gw, gt2, gw2, D, S, XS, DP, DYU, XI, SH, CH, W, ACC, out_g, out_n):  # noqa: E501, ANN001
     """Gamma_gamma, Gamma_nu of L trajectories ("lanes") sharing one template and one a = sqrt(1 - n_B^2).
 
     Y, P : nodal columns of the template. n_seg[l] : segments lane l needs (down to its turning
@@ -403,7 +404,7 @@ def _lanes(Y, P, n_seg, a, gam, phi_p, lam_pp, lam_pair, mirrored, gt, gw, gt2, 
             for l in range(hi):
                 ACC[l] += wk * _outward_term(
                     SHk[l], CHk[l], SHp[l], CHp[l], W0[l], W1[l], W2[l], W3[l], Sj[l], Sn[l],
-                    tk, Yj, DYUj[l], out_g[l], XI[l], XSj[l], lam_pp[l], a, lam_pair,
+                    tk, Yj, DYUj[l], out_g[l], XI[l], XSj[l], lam_pp[l], a, inv_pair,
                 )
         if gt2.size != ng:
             # lanes [hn, hi) turn in this segment (n_seg non-increasing): their sum is redone with
@@ -413,7 +414,7 @@ def _lanes(Y, P, n_seg, a, gam, phi_p, lam_pp, lam_pair, mirrored, gt, gw, gt2, 
                 hn -= 1
             for l in range(hn, hi):
                 ACC[l] = 0.0
-            _outward_segment(hn, hi, gt2, gw2, SH, CH, a, lam_pair, Yj, Sj, Sn, DPj, DYUj, XSj, XI, out_g, lam_pp,
+            _outward_segment(hn, hi, gt2, gw2, SH, CH, a, inv_pair, Yj, Sj, Sn, DPj, DYUj, XSj, XI, out_g, lam_pp,
                              W0, W1, W2, W3, ACC)
         for l in range(hi):
             xs = XSj[l]
@@ -441,7 +442,7 @@ def _work(n_nodes, n_lanes, n_gauss):  # noqa: ANN001, ANN202
 
 
 @nb.njit(**_JIT)
-def _trajectories(Y, P, a, gam, phi_p, lam_pp, lam_pair, gt, gw, gt2, gw2, out_g, out_n):  # noqa: ANN001, ANN202
+def _trajectories(Y, P, a, gam, phi_p, lam_pp, inv_pair, gt, gw, gt2, gw2, out_g, out_n):  # noqa: ANN001, ANN202
     """One trajectory per row of Y, P (n_t, K + 1) and per parameter entry (n_t,)."""
     n_t, n_nodes = Y.shape
     D, S, XS, DP, DYU, XI, SH, CH, W, ACC = _work(n_nodes, 1, max(gt.size, gt2.size))
@@ -454,14 +455,14 @@ def _trajectories(Y, P, a, gam, phi_p, lam_pp, lam_pair, gt, gw, gt2, gw2, out_g
         mir[0] = phi_m < P[t, n_nodes - 1]
         k = np.searchsorted(P[t], phi_m, side="right")
         n_seg[0] = min(k, n_nodes - 1) if mir[0] else n_nodes - 1
-        _lanes(Y[t], P[t], n_seg, a[t], gam[t : t + 1], phi_p[t : t + 1], lam_pp[t : t + 1], lam_pair[t], mir,
+        _lanes(Y[t], P[t], n_seg, a[t], gam[t : t + 1], phi_p[t : t + 1], lam_pp[t : t + 1], inv_pair[t], mir,
                gt, gw, gt2, gw2, D, S, XS, DP, DYU, XI, SH, CH, W, ACC, og, on)
         out_g[t] = og[0]
         out_n[t] = on[0]
 
 
 @nb.njit(**_JIT)
-def _mirror_templates(Y, P, keep, a, gam, wd, phi_p, lam_pp, lam_pair, saturation, gt, gw, gt2, gw2, G_g, G_n):  # noqa: E501, ANN001, ANN202
+def _mirror_templates(Y, P, keep, a, gam, wd, phi_p, lam_pp, inv_pair, saturation, gt, gw, gt2, gw2, G_g, G_n):  # noqa: E501, ANN001, ANN202
     """Direction-averaged efficiencies of every template (rows of Y, P; phi_p ascending), added to
     G_g, G_n (n_m, n_p) in a fixed order (direction by direction)."""
     n_m, n_nodes = Y.shape
@@ -503,7 +504,7 @@ def _mirror_templates(Y, P, keep, a, gam, wd, phi_p, lam_pp, lam_pair, saturatio
                 L += 1
             if L == 0:
                 continue
-            _lanes(Yt, Pt, n_seg[:L], a[d], g_l[:L], php_l[:L], lp_l[:L], lam_pair[i], mir[:L], gt, gw, gt2, gw2,
+            _lanes(Yt, Pt, n_seg[:L], a[d], g_l[:L], php_l[:L], lp_l[:L], inv_pair[i], mir[:L], gt, gw, gt2, gw2,
                    D, S, XS, DP, DYU, XI, SH, CH, W, ACC, og, on)
             for l in range(L):
                 G_g[i, lane_p[l]] += wd[d] * og[l]
@@ -514,6 +515,14 @@ def _gauss_nodes(n_gauss: int) -> tuple[np.ndarray, np.ndarray]:
     """Gauss-Legendre nodes and weights on (0, 1)."""
     gx, gw = np.polynomial.legendre.leggauss(n_gauss)
     return 0.5 * (gx + 1.0), 0.5 * gw
+
+
+def _inverse(lam_pair: ArrayLike) -> np.ndarray:
+    """1/lambda_pair [cm^2 g^-1]; lambda_pair = inf (no pair absorption) gives exactly 0."""
+    lam = np.asarray(lam_pair, dtype=float)
+    if np.any(~(lam > 0)):
+        raise ValueError("lambda_pair must be positive (inf: no pair absorption)")
+    return 1.0 / lam
 
 
 def trajectory_efficiencies(
@@ -553,7 +562,7 @@ def trajectory_efficiencies(
     """
     Y = np.asarray(Y, dtype=float)
     Phi = np.asarray(Phi, dtype=float)
-    pars = [np.asarray(v, dtype=float) for v in (a, gamma, Phi_p, lam_pp, lam_pair)]
+    pars = [np.asarray(v, dtype=float) for v in (a, gamma, Phi_p, lam_pp, _inverse(lam_pair))]
     shape = np.broadcast_shapes(Y.shape[:-1], Phi.shape[:-1], *(v.shape for v in pars))
     n_nodes = Y.shape[-1]
     Yb = np.ascontiguousarray(np.broadcast_to(Y, shape + (n_nodes,)).reshape(-1, n_nodes))
@@ -667,7 +676,7 @@ def mirror_efficiency(
     lam_pp : array_like, shape (n_p,)
         lambda_pp(E_p) (g cm^-2).
     lam_pair : float or array_like, shape (n_m,)
-        Pair-production length (g cm^-2).
+        Pair-production length (g cm^-2); ``inf`` switches pair absorption off exactly.
     n_mu_b, n_gamma : int
         Direction nodes (:func:`direction_grid`).
     n_gauss : int
@@ -697,7 +706,7 @@ def mirror_efficiency(
     n_m = rho.shape[0]
     E_p = np.asarray(E_p, dtype=float)
     lam_pp = np.broadcast_to(np.asarray(lam_pp, dtype=float), E_p.shape)
-    lam_pair = np.ascontiguousarray(np.broadcast_to(np.asarray(lam_pair, dtype=float), (n_m,)))
+    inv_pair = np.ascontiguousarray(np.broadcast_to(_inverse(lam_pair), (n_m,)))
     Y, Phi = slab_nodes(radius, rho, v_conv, column, R_star, f_B, include_atmosphere)
     keep = _thin_keep(Y, Phi, node_tol)
     a, gam, wd = direction_grid(n_mu_b, n_gamma, u_max, u_min, alpha_rule)
@@ -706,7 +715,7 @@ def mirror_efficiency(
     g_g = np.zeros((n_m, E_p.size))
     g_n = np.zeros((n_m, E_p.size))
     _mirror_templates(Y, Phi, keep, a, gam, wd, rigidity_column(E_p[order]), np.ascontiguousarray(lam_pp[order]),
-                      lam_pair, float(saturation), *_gauss_nodes(n_gauss),
+                      inv_pair, float(saturation), *_gauss_nodes(n_gauss),
                       *_gauss_nodes(n_gauss_turn or n_gauss), g_g, g_n)
     out_g, out_n = np.empty_like(g_g), np.empty_like(g_n)
     out_g[:, order], out_n[:, order] = g_g, g_n

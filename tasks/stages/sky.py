@@ -28,7 +28,7 @@ from tasks.kernels.galaxy import COMPONENTS, PC_CM, component_densities, density
 from tasks.kernels.los import KPC_CM, interp_weights, ray_nodes
 from tasks.stages.base import MissingInputError, Stage, StagePlan, placeholder, upstream_fingerprint
 
-__all__ = ["STAGE", "plan", "compute", "galaxy_intensity", "emissivity_inputs", "component_modes", "los_payload"]
+__all__ = ["STAGE", "plan", "compute", "galaxy_intensity", "emissivity_inputs", "lbar_operands", "component_modes", "los_payload"]
 
 CODE_VERSION = "sky/1 gl-los analytic-density"
 SCENARIOS = ("ballistic", "mirroring")
@@ -53,20 +53,37 @@ def emissivity_inputs(store, key: str, modes: dict[str, str]) -> dict:
     if got is not None:
         return got
     e = cstore.read_rows(store, "emissivity", "R", slice(None))
-    out = {"R": e.R.values, "z": e.z.values, "energy": e.energy.values}
-    for c in COMPONENTS:
-        L = e.luminosity_mean.sel(component=c).transpose("R", "z", "scenario", "messenger", "energy").values
-        S = e.luminosity_mean_stderr.sel(component=c).transpose("R", "z", "scenario", "messenger", "energy").values
-        flat = lambda a: a.reshape(a.shape[0], a.shape[1], -1)  # noqa: E731
-        if modes[c] == "const":  # one node: the operator is a column, L_bar a row
-            out[c] = (flat(L)[0, :1], flat(S)[0, :1])
-        elif modes[c] == "R":
-            out[c] = (flat(L)[:, 0], flat(S)[:, 0])
-        else:
-            n = L.shape[0] * L.shape[1]
-            out[c] = (flat(L).reshape(n, -1), flat(S).reshape(n, -1))
+    dims = ("R", "z", "scenario", "messenger", "energy")
+    L = {c: e.luminosity_mean.sel(component=c).transpose(*dims).values for c in COMPONENTS}
+    S = {c: e.luminosity_mean_stderr.sel(component=c).transpose(*dims).values for c in COMPONENTS}
+    out = lbar_operands(e.R.values, e.z.values, e.energy.values, L, S, modes)
     _LBAR_CACHE.clear()
     _LBAR_CACHE[key] = out
+    return out
+
+
+def lbar_operands(R, z, energy, L: dict, S: dict, modes: dict[str, str]) -> dict:
+    """L_bar_c and its error in the shape :func:`galaxy_intensity` takes for each component's mode.
+
+    Parameters
+    ----------
+    R, z : (n_R,), (n_z,) the emissivity grid [kpc].
+    energy : (n_E,) [TeV], carried along.
+    L, S : dict component -> (n_R, n_z, ...) mean luminosity per star and its standard error
+        [TeV^-1 s^-1]; the trailing axes are flattened into the operator's columns.
+    modes : dict component -> ``const``, ``R`` or ``Rz`` (:func:`component_modes`).
+    """
+    out = {"R": np.asarray(R), "z": np.asarray(z), "energy": np.asarray(energy)}
+    flat = lambda a: np.asarray(a).reshape(a.shape[0], a.shape[1], -1)  # noqa: E731
+    for c in COMPONENTS:
+        Lc, Sc = flat(L[c]), flat(S[c])
+        if modes[c] == "const":  # one node: the operator is a column, L_bar a row
+            out[c] = (Lc[0, :1], Sc[0, :1])
+        elif modes[c] == "R":
+            out[c] = (Lc[:, 0], Sc[:, 0])
+        else:
+            n = Lc.shape[0] * Lc.shape[1]
+            out[c] = (Lc.reshape(n, -1), Sc.reshape(n, -1))
     return out
 
 

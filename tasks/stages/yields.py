@@ -11,7 +11,12 @@ recomputes only chunks holding such stars; changing the CR spectrum recomputes a
 
 The HAWC calibration (``mirroring.calibration: hawc``) is computed on the client when the
 stage is planned, from the solar template (1 Msun, Z = 0.02, 4.57 Gyr), and stored in the
-group attributes ``hawc_calibration`` and ``hawc_ratio_uncalibrated``.
+group attributes ``hawc_calibration`` and ``hawc_ratio_uncalibrated``.  It scales the
+messengers named by ``mirroring.calibration_applies_to`` (attribute
+``calibration_applies_to``): by default the gamma rays only, since the neutrinos of a star
+cannot exceed its black-sphere bound (one interaction per primary, docs/physics.md P4).
+``interactions.pair_absorption: false`` removes pair absorption in the star (lambda_pair = inf)
+in both scenarios.
 """
 
 from __future__ import annotations
@@ -36,7 +41,10 @@ __all__ = [
     "MissingInputError",
 ]
 
-CODE_VERSION = "yields/2 ballistic+canonical-momentum-mirroring+invalid-zero"
+# 2: the calibration scales only the messengers in mirroring.calibration_applies_to (gamma by
+# default, before: both), interactions.pair_absorption can switch lambda_pair off, and invalid
+# templates (no structure model) get zero luminosity
+CODE_VERSION = "yields/2 ballistic+canonical-momentum-mirroring+invalid-zero calibration-per-messenger"
 SCENARIOS = ("ballistic", "mirroring")
 MESSENGERS = ("gamma", "nu")
 
@@ -109,6 +117,8 @@ def kernel_arguments(config) -> dict:
         "node_tol": y.node_tol,
         "include_atmosphere": y.include_atmosphere,
         "m_kraft": mi.max_mass,
+        "calibration_applies_to": mi.calibration_applies_to,
+        "pair_absorption": it.pair_absorption,
         "surface": {
             "f_B": {"f_low": mi.f_B_low, "f_high": mi.f_B_high, "m_full": mi.f_B_mass_low, "m_sun": mi.f_B_mass_high},
             "f_struct": {"nodes": list(mi.f_struct_nodes), "levels": list(mi.f_struct_levels)},
@@ -258,6 +268,8 @@ def plan(config, store, client=None) -> StagePlan:
         },
         "hawc_calibration": cal,
         "hawc_calibration_mode": mode,
+        "calibration_applies_to": mi.calibration_applies_to,
+        "pair_absorption": config.interactions.pair_absorption,
         "hawc_ratio_uncalibrated": None if solar is None else solar["ratio_uncalibrated"],
         "hawc_ratio_pure_mirroring": None if solar is None else solar["ratio_pure_mirroring"],
         "hawc_ratio_ballistic": None if solar is None else solar["ratio_ballistic"],

@@ -33,3 +33,16 @@ def test_limits_and_bounds():
     assert n[-1] == 1.0 and np.all(np.diff(n) >= 0) and np.all(n <= 1)
     # equal lengths: (T/lambda) exp(-T/lambda), maximal 1/e at T = lambda
     assert gamma_efficiency(50.0, 50.0, 50.0) == pytest.approx(np.exp(-1), rel=1e-12)
+
+
+def test_no_pair_absorption_is_the_unabsorbed_limit():
+    # lambda_pair = inf (interactions.pair_absorption: false): every gamma ray made on the chord
+    # escapes, so Gamma_gamma is the interaction probability 1 - exp(-T/lambda_pp) (PHYSICS.md P3
+    # with exp(-(T - x)/lambda_pair) = 1), written out here rather than taken from the module.
+    T = np.concatenate([[0.0], np.logspace(-6, 5, 300)])
+    for lp in (28.0, 47.9, 90.0):
+        g = gamma_efficiency(T, lp, np.inf)
+        np.testing.assert_allclose(g, -np.expm1(-T / lp), rtol=1e-12, atol=1e-300)  # 1 - exp(-T/lp)
+        # and absorption can only remove gamma rays
+        assert np.all(gamma_efficiency(T, lp, 90.0) <= g)
+        assert np.all(gamma_efficiency(T[T > 10 * lp], lp, 90.0) < 0.5 * g[T > 10 * lp])

@@ -176,3 +176,40 @@ def test_batching_does_not_change_results(xs):
                                    ep, sig, ds)
         for field in batch._fields:
             np.testing.assert_array_equal(getattr(part, field), getattr(batch, field)[idx])
+
+
+def test_calibration_scales_gamma_rays_only_by_default():
+    # L_mirror = 1 and L_ballistic = 0: the mirroring scenario is F cal (gamma) and F (nu) by
+    # default, F cal for both with calibration_applies_to="both".
+    Lb, Lm, F = np.zeros((1, 2, 3)), np.ones((1, 2, 3)), np.array([0.25])
+    got = combine_scenarios(Lb, Lm, F, 4.0)
+    np.testing.assert_array_equal(got[0, 0], 1.0)
+    np.testing.assert_array_equal(got[0, 1], 0.25)
+    np.testing.assert_array_equal(combine_scenarios(Lb, Lm, F, 4.0, "both")[0], 1.0)
+    with pytest.raises(ValueError, match="calibration_applies_to"):
+        combine_scenarios(Lb, Lm, F, 4.0, "nu")
+
+
+def test_the_calibrated_sun_keeps_its_neutrinos_below_the_black_sphere(sun, xs):
+    s, _ = sun
+    res = template_luminosity(s["radius"], s["rho"], s["v_conv"], s["column"], s["R_star"],
+                              s["mass_init"], s["age"], s["stage"], EP, xs[0], xs[1], calibration=16.0)
+    both = template_luminosity(s["radius"], s["rho"], s["v_conv"], s["column"], s["R_star"],
+                               s["mass_init"], s["age"], s["stage"], EP, xs[0], xs[1], calibration=16.0,
+                               calibration_applies_to="both")
+    bound = black_sphere(s["R_star"][0], xs)[1][I1]
+    assert res.L[0, 1, 1, I1] <= bound * (1 + 1e-9)
+    assert both.L[0, 1, 1, I1] > bound  # the literal reading breaks the bound (PHYSICS.md P4)
+    np.testing.assert_array_equal(res.L[0, :, 0], both.L[0, :, 0])  # gamma rays identical
+
+
+def test_pair_absorption_off(sun, xs):
+    s, res = sun
+    free = template_luminosity(s["radius"], s["rho"], s["v_conv"], s["column"], s["R_star"],
+                               s["mass_init"], s["age"], s["stage"], EP, xs[0], xs[1], pair_absorption=False)
+    # ballistic: Gamma_gamma = Gamma_nu chord by chord, so the b-integrated efficiencies agree
+    np.testing.assert_allclose(free.G_ballistic[0, 0], free.G_ballistic[0, 1], rtol=1e-12)
+    np.testing.assert_array_equal(free.G_ballistic[0, 1], res.G_ballistic[0, 1])
+    assert np.all(free.L[0, :, 0] >= res.L[0, :, 0]) and np.all(free.L_mirror[0, 0] >= res.L_mirror[0, 0])
+    np.testing.assert_array_equal(free.L[0, :, 1], res.L[0, :, 1])
+    assert free.L[0, 0, 0, I1] > 2 * res.L[0, 0, 0, I1]  # most ballistic chords are thick

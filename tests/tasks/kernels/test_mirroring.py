@@ -281,3 +281,38 @@ def test_batching_and_energy_order_do_not_change_results():
     shuffled = M.mirror_efficiency(s["radius"], rho, v, col, R, fb, E_p[sel][perm], lp[sel][perm], lg)
     for k in range(2):
         np.testing.assert_array_equal(shuffled[k], batch[k][:, perm])
+
+
+def test_no_pair_absorption_per_trajectory_matches_quad_and_closed_form():
+    # lambda_pair = inf: the gamma rays of the outward leg all escape.  With x = X_half/lambda_pp
+    # the outward-leg integral is int_0^X_half dX/lp exp(-(X_tot - X)/lp) = e^-x - e^-2x, and
+    # Gamma_nu = 1 - e^-2x, so Gamma_gamma = sqrt(1 - Gamma_nu) - (1 - Gamma_nu) for a mirrored
+    # trajectory (PHYSICS.md P4 with Y/lambda_pair = 0).  Also checked against scipy quad.
+    for t in _toy_templates()[:2]:
+        Yq, Pq = slab_nodes_quad(t["radius"], t["rho"], t["v"], t["col"], t["R"], t["fb"])
+        Y, P = M.slab_nodes(t["radius"], t["rho"][None], t["v"][None], np.full((1, t["radius"].size), t["col"]),
+                            [t["R"]], [t["fb"]])
+        for E, lp in ((0.3, 50.0), (1.0, 47.9)):
+            for a, g in ((0.9, 0.3), (0.5, -0.8), (0.99, 0.95)):
+                gg, gn = M.trajectory_efficiencies(Y[0], P[0], a, g, M.rigidity_column(E), lp, np.inf, n_gauss=3)
+                ga, _ = M.trajectory_efficiencies(Y[0], P[0], a, g, M.rigidity_column(E), lp, LG, n_gauss=3)
+                ref = trajectory_quad(Yq, Pq, a, g, E, lp, np.inf)
+                assert float(gg) == pytest.approx(ref[0], rel=1e-3, abs=1e-12)
+                u = 1.0 - float(gn)
+                if u > 1e-8:  # mirrored within the profile
+                    assert float(gg) == pytest.approx(np.sqrt(u) - u, rel=1e-3, abs=1e-12)
+                assert float(gg) >= float(ga)
+
+
+def test_no_pair_absorption_direction_average_is_brighter():
+    s, E_p, lp = _solar_inputs()
+    args = (s["radius"], s["rho"], s["v_conv"], s["column"], s["R_star"], [0.7], E_p, lp)
+    g_abs, n_abs = M.mirror_efficiency(*args, LG)
+    g_free, n_free = M.mirror_efficiency(*args, np.inf)
+    assert np.all(np.isfinite(g_free))
+    np.testing.assert_array_equal(n_free, n_abs)  # neutrinos do not care about pair production
+    assert np.all(g_free >= g_abs) and np.all(g_free <= n_free + 1e-12)
+    # the Sun's mirrored gamma rays are made near the surface but not at it: absorption matters
+    assert np.max(g_free / np.where(g_abs > 0, g_abs, np.inf)) > 1.1
+    with pytest.raises(ValueError, match="lambda_pair"):
+        M.mirror_efficiency(*args, 0.0)
