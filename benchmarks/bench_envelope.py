@@ -1,13 +1,13 @@
 """Speed of catalogs.stellar.envelope.envelope_profiles (profiles per second per core).
 
-Run from /work/main:
+Run from the repository's top folder, with its virtualenv:
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \\
-        PYTHONPATH=/work/main /work/venv/bin/python benchmarks/bench_envelope.py [n_models]
+        .venv/bin/python benchmarks/bench_envelope.py [n_models]
 
 A batch of random stars across 0.1-25 Msun: 60 % main-sequence-like (L ~ M^3.5 capped,
 R ~ M^0.8), 40 % giants (R x 3-150, L x 3-100), Z log-uniform in 1e-4..0.03,
 X = 0.76 - 3 Z; Teff follows from L and R (clipped to 2600-60000 K by adjusting R).
-Shared radius grid as in CONTRACT.md (400 points, depth 1e-7..1). The one-off opacity
+Shared radius grid as in the project (400 points, depth 1e-7..1). The one-off opacity
 table build is timed separately.
 """
 import os

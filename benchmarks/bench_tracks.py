@@ -3,7 +3,7 @@
 Prints tracks evolved per second (COSMIC-SSE run + resampling into snapshots) for a
 mass x metallicity grid spanning the library range. Not part of the test suite.
 
-    cd /work/main && PYTHONPATH=. /work/venv/bin/python benchmarks/bench_tracks.py [n_mass] [n_z]
+    .venv/bin/python benchmarks/bench_tracks.py [n_mass] [n_z]     # from the repository's top folder
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Cosmic-ray proton intensity (PHYSICS.md P1).
+"""Cosmic-ray proton intensity (docs/physics.md P1).
 
 Continuous broken power law (paper Eq. 1): spectral indices 2.60 / 2.85 / 2.51 / 3.50 with
 breaks at E_s = 10 TeV (softening, DAMPE 2019, Sci. Adv. 5, eaax3793), E_b = 340 TeV
@@ -84,7 +84,7 @@ def primary_energy_grid(
 ) -> np.ndarray:
     """Log-spaced primary (proton) energy grid in TeV, ``per_decade`` points per decade.
 
-    PHYSICS.md P1: at least 0.1 TeV - 100 PeV with >= 10 points per decade.
+    docs/physics.md P1: at least 0.1 TeV - 100 PeV with >= 10 points per decade.
     """
     n = int(round(np.log10(e_max / e_min) * per_decade)) + 1
     return np.logspace(np.log10(e_min), np.log10(e_max), n)

@@ -1,4 +1,4 @@
-"""Observational data sets the stellar glow is compared with (PHYSICS.md P8), as tidy tables with units.
+"""Observational data sets the stellar glow is compared with (docs/physics.md P8), as tidy tables with units.
 
 Every loader returns an :class:`astropy.table.QTable` in TeV-based units, with its citation
 in ``meta["citation"]``; numbers are the published ones (files in ``catalogs/data/observations``,

@@ -1,4 +1,4 @@
-"""Proton-proton cross sections (PHYSICS.md P2).
+"""Proton-proton cross sections (docs/physics.md P2).
 
 * :func:`sigma_inel` -- total inelastic pp cross section, Kafexhiu et al. 2014
   (PRD 90, 123014), Eq. 1.
@@ -189,7 +189,7 @@ def dsigma_dE(messenger: str, E_p: ArrayLike, energy: ArrayLike) -> np.ndarray:
         Shape ``(len(E_p), len(energy))`` in mb TeV^-1; finite and non-negative.
         Zero for primaries outside :data:`AAFRAG_EP_RANGE_TEV`, for secondaries
         outside the tables and for ``energy > E_p``. No nuclear enhancement is
-        applied here (PHYSICS.md P2: N_nuc multiplies yields downstream).
+        applied here (docs/physics.md P2: N_nuc multiplies yields downstream).
     """
     if messenger not in AAFRAG_SECONDARY:
         raise ValueError(f"messenger must be one of {MESSENGERS}, got {messenger!r}")

@@ -1,6 +1,6 @@
 """The public contract of every cube: group names, dims, variables, coordinates and units.
 
-This module is the single place where ``DESIGN.md``'s cube table lives in code.  It knows
+This module is the single place where ``docs/design.md``'s cube table lives in code.  It knows
 names and units only, nothing about how the numbers are made.
 """
 

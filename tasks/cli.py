@@ -1,4 +1,4 @@
-"""The ``stardiffuse`` command line (the user-facing contract of DESIGN.md).
+"""The ``stardiffuse`` command line (the user-facing contract of docs/design.md).
 
 User errors (bad configuration, locked or missing store, unknown stage, cluster that
 cannot start) print one message naming what is wrong, where, and how to fix it, and

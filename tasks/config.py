@@ -1,7 +1,7 @@
-"""The run configuration: one YAML schema for every parameter of PHYSICS.md, validated on load.
+"""The run configuration: one YAML schema for every parameter of docs/physics.md, validated on load.
 
 Defaults are the paper's values (and the project's documented choices, marked
-[choice] in PHYSICS.md).  Two presets ship with the package: ``quick`` (seconds on a
+[choice] in docs/physics.md).  Two presets ship with the package: ``quick`` (seconds on a
 laptop) and ``paper`` (full resolution, for a cluster).  A user file may start from a
 preset with ``preset: quick`` and override single keys; everything else is validated
 strictly: an unknown key, a wrong type or an out-of-range value is one
@@ -70,7 +70,7 @@ class EnergyGrid(_Section):
 
 
 class CosmicRays(_Section):
-    """Proton intensity, PHYSICS.md P1 (DAMPE 2019; LHAASO)."""
+    """Proton intensity, docs/physics.md P1 (DAMPE 2019; LHAASO)."""
 
     norm: Positive = Field(8.63e-6, description="I_p(1 TeV) [cm^-2 s^-1 sr^-1 TeV^-1] [choice]")
     norm_energy: Positive = Field(1.0, description="energy of the normalisation [TeV]")
@@ -88,7 +88,7 @@ class CosmicRays(_Section):
 
 
 class Interactions(_Section):
-    """Hadronic interactions and absorption, PHYSICS.md P2.
+    """Hadronic interactions and absorption, docs/physics.md P2.
 
     Neutrinos are all-flavour sums that escape the star freely: per-flavour oscillated
     spectra and nu-N absorption are not implemented, so there is no key for them.
@@ -114,14 +114,14 @@ class XsecStage(_Section):
 
 
 class Atmosphere(_Section):
-    """Near-surface structure model of the built-in generator, PHYSICS.md P5."""
+    """Near-surface structure model of the built-in generator, docs/physics.md P5."""
 
     alpha_mlt: Annotated[float, Field(gt=0, le=5)] = 1.8
     hydrogen_fraction: Fraction = Field(0.70, description="X at Z = 0.02; X scales as 0.76 - 3 Z")
 
 
 class Templates(_Section):
-    """The stellar template library, PHYSICS.md P5."""
+    """The stellar template library, docs/physics.md P5."""
 
     source: Literal["generator", "mesa"] = "generator"
     mesa_logs: list[str] = Field(default_factory=list, description="MESA LOGS/ directories")
@@ -155,7 +155,7 @@ class Templates(_Section):
 
 
 class Mirroring(_Section):
-    """The canonical-momentum mirroring model and its surface parameters, PHYSICS.md P4."""
+    """The canonical-momentum mirroring model and its surface parameters, docs/physics.md P4."""
 
     calibration: Literal["hawc", "none"] | Positive = Field(
         "hawc",
@@ -206,7 +206,7 @@ class Mirroring(_Section):
 
 
 class YieldsStage(_Section):
-    """Transport quadrature and chunking of the yields cube, PHYSICS.md P3-P4.
+    """Transport quadrature and chunking of the yields cube, docs/physics.md P3-P4.
 
     The defaults keep every stored scenario luminosity (0.1-1000 TeV), the Sun's pure
     mirroring gamma-ray luminosity (0.3-3 TeV) and the HAWC calibration factor within 1e-3 of a
@@ -311,7 +311,7 @@ class IMF(_Section):
 
 
 class Galaxy(_Section):
-    """Galactic population synthesis, PHYSICS.md P6."""
+    """Galactic population synthesis, docs/physics.md P6."""
 
     bulge: Bulge = Bulge()
     thin: ThinDisk = ThinDisk()
@@ -373,7 +373,7 @@ class Region(_Section):
 
 
 class Sky(_Section):
-    """Line-of-sight integration, HEALPix maps and region spectra, PHYSICS.md P7."""
+    """Line-of-sight integration, HEALPix maps and region spectra, docs/physics.md P7."""
 
     nside: Annotated[int, Field(ge=1, le=8192)] = 256
     z_observer: float = Field(0.0, description="[kpc] [choice]")
@@ -412,7 +412,7 @@ class Sky(_Section):
 
 
 class Comparisons(_Section):
-    """Observational comparisons, PHYSICS.md P8."""
+    """Observational comparisons, docs/physics.md P8."""
 
     ebl_model: str = Field("dominguez", description="ebltable model for the IGRB extrapolation")
     igrb_model: Literal["A", "B", "C"] = "A"
@@ -446,7 +446,7 @@ class Run(_Section):
 
 
 class Config(_Section):
-    """The whole configuration; each section maps to one part of PHYSICS.md."""
+    """The whole configuration; each section maps to one part of docs/physics.md."""
 
     preset: Literal["quick", "paper"] | None = None
     run: Run = Run()

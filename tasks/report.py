@@ -1,6 +1,6 @@
 """``stardiffuse report``: headline numbers of a store next to observations and the paper's claims.
 
-Built so far: the quiet-Sun check (PHYSICS.md P4 calibration anchor).  For the solar template
+Built so far: the quiet-Sun check (docs/physics.md P4 calibration anchor).  For the solar template
 it gives E^2 dN/dE at 1 AU for both scenarios and both messengers, HAWC's fit
 1.6e-12 (E/TeV)^-3.62 TeV^-1 cm^-2 s^-1, and the black-sphere bound (every proton hitting the
 disc interacts once, nothing is absorbed), plus the HAWC calibration factor and the
@@ -112,7 +112,7 @@ def _claim(key: str, claim: str, paper, ours, agrees, note: str = "") -> dict:
 
 
 def galactic_claims(store, comparisons=None) -> list[dict]:
-    """The paper's Galactic headline claims (PHYSICS.md), each with our number from the cubes.
+    """The paper's Galactic headline claims (docs/physics.md), each with our number from the cubes.
 
     Each entry has stable keys: ``key``, ``claim``, ``paper``, ``ours``, ``agrees`` (within
     the factor the claim allows; ``None`` where the claim gives none) and ``note``.  Claims

@@ -1,5 +1,5 @@
 """Near-surface stellar structure (density, temperature, convective velocity, column)
-for the built-in template generator (PHYSICS.md P5).
+for the built-in template generator (docs/physics.md P5).
 
 Model, per star (all stars of a batch integrated together, vectorised over models):
 
@@ -8,7 +8,7 @@ Model, per star (all stars of a batch integrated together, vectorised over model
    dP_gas/dtau = g/kappa - sigma Teff^4 / c (the total pressure obeys dP/dtau = g/kappa;
    the radiation part is the Eddington a T^4/3), fixed-step RK4. The column above the
    photosphere is integral dtau/kappa plus tau_top/kappa(tau_top), which equals
-   P_surf/g for negligible radiation pressure (PHYSICS.md convention) and is the
+   P_surf/g for negligible radiation pressure (docs/physics.md convention) and is the
    correct mass column when it is not.
 2. Envelope: from the photosphere (r = R, T = Teff) inward, integration in ln P (total
    pressure) with a fixed number of RK4 steps per model:
@@ -229,7 +229,7 @@ def envelope_profiles(M_star, R_star, L_star, Teff, X, Z, radius, alpha_mlt=1.8,
     Teff : effective temperature, K.
     X, Z : surface hydrogen and metal mass fractions.
     radius : (n_radius,) r/R_star ascending, radius[0] = 0, radius[-1] = 1.
-    alpha_mlt : mixing length in pressure scale heights (PHYSICS.md P5: 1.8).
+    alpha_mlt : mixing length in pressure scale heights (docs/physics.md P5: 1.8).
     tau_top : optical depth where the atmosphere integration starts (1e-4).
     n_tau : RK4 steps in ln tau across the atmosphere.
     n_steps : RK4 steps in ln P across the envelope. Each model gets its own step,
@@ -243,7 +243,7 @@ def envelope_profiles(M_star, R_star, L_star, Teff, X, Z, radius, alpha_mlt=1.8,
         fraction of M_star (extended giants).
     radius_stop : ... or at r = radius_stop * R_star.
     atmosphere : {'eddington', 'simple'}
-        'eddington' (default, PHYSICS.md P5): integrate dP/dtau = g/kappa through the
+        'eddington' (default, docs/physics.md P5): integrate dP/dtau = g/kappa through the
         grey Eddington atmosphere from tau_top to 2/3. 'simple': MESA's
         ``simple_photosphere`` condition P_gas(2/3) = 2/3 (g/kappa - sigma Teff^4/c) with
         kappa at the photosphere, column above = 2/(3 kappa); only for like-for-like

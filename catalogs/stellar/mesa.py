@@ -1,4 +1,4 @@
-"""Ingest MESA ``LOGS/`` directories as stellar templates (PHYSICS.md P5, source 1).
+"""Ingest MESA ``LOGS/`` directories as stellar templates (docs/physics.md P5, source 1).
 
 A ``LOGS/`` directory (``history.data``, ``profiles.index``, ``profileN.data``) is read with
 ``mesa_reader`` (:class:`mesa_reader.MesaData` for history and profiles,
@@ -10,7 +10,7 @@ profile header; MESA profiles start at tau = 2/3).
 
 Column density: ``column(r) = P_surf / g_surf + int_r^R rho dr'`` (trapezoid over the MESA
 zones; ``g_surf = G M_star / R_star^2``), i.e. it includes the atmosphere above the
-photosphere as PHYSICS.md P5 requires. Inside the innermost zone (r_min ~ 1e-3 R) rho and
+photosphere as docs/physics.md P5 requires. Inside the innermost zone (r_min ~ 1e-3 R) rho and
 v_conv are held at their innermost values down to r = 0.
 
 v_conv: the ``conv_vel`` column [cm/s] when every profile has it (``v_conv_source = 'mesa'``);
@@ -22,14 +22,14 @@ column if written, else the mass integral of the nuclear burning rates scaled to
 photospheric L (metadata column ``L_profile_source``). Using one source for all models keeps
 the library homogeneous.
 
-Stages from history columns (PHYSICS.md P5, paper Table I), evaluated in this order:
+Stages from history columns (docs/physics.md P5, paper Table I), evaluated in this order:
 MS if ``X_c >= x_c_min`` (1e-4); otherwise HG+RGB ('RGB') while ``log T_c < log_tc_he``
-(8; PHYSICS.md also lists Y_c > 0.9, which holds for every X_c < 1e-4 model before He
+(8; docs/physics.md also lists Y_c > 0.9, which holds for every X_c < 1e-4 model before He
 ignition, Y_c = 1 - Z - X_c; a model failing it is still counted as HG+RGB since no other stage
 applies); CHeB if ``Y_c > y_c_min`` (1e-4) and ``log T_c >= 8``; EAGB once the core is C+O
 (``X_C + X_O > 0.9``); TPAGB once thermal pulses start, detected as the H-free minus He-free
 core mass ``he_core_mass - co_core_mass < tp_core_gap`` (0.1 Msun, the MIST / Dotter 2016
-TP-AGB criterion, **[choice]**: PHYSICS.md only says "thermal pulses"). Stages never go back
+TP-AGB criterion, **[choice]**: docs/physics.md only says "thermal pulses"). Stages never go back
 (running maximum over the history), so flashes and numerical noise do not re-label models.
 
 Durations: stage k spans [age of its first history model, age of the first model of the next
@@ -227,7 +227,7 @@ def classify_stages(
     he_core_mass, co_core_mass : numpy.ndarray, optional
         H-free and He-free core masses [Msun] (without them TP-AGB is never reached).
     x_c_min, y_c_min, log_tc_he, x_co_core : float
-        PHYSICS.md P5 thresholds.
+        docs/physics.md P5 thresholds.
     tp_core_gap : float
         [Msun] TP-AGB once ``he_core_mass - co_core_mass`` drops below this (**[choice]**).
 
@@ -444,7 +444,7 @@ def read_mesa_logs(
     radius : numpy.ndarray
         Radius grid r/R_star, ascending from 0 to 1 (``catalogs.stellar.grid.radius_grid``).
     alpha_mlt : float
-        Mixing-length parameter used only when ``conv_vel`` has to be recomputed (PHYSICS.md: 1.8).
+        Mixing-length parameter used only when ``conv_vel`` has to be recomputed (docs/physics.md: 1.8).
     stage_thresholds : mapping, optional
         Overrides for :func:`classify_stages` keywords (x_c_min, y_c_min, log_tc_he,
         x_co_core, tp_core_gap).

@@ -1,6 +1,6 @@
 """Evolutionary tracks from the Hurley, Pols & Tout (2000) SSE formulae via COSMIC.
 
-PHYSICS.md P5, source 2 (the built-in offline generator). Each track is one single star
+docs/physics.md P5, source 2 (the built-in offline generator). Each track is one single star
 evolved with ``cosmic-popsynth`` (SSE engine): the star is put in a binary with a massless
 companion (``m2 = 0``, ``kstar_2 = 15``, a massless remnant) on a 1e12-day orbit, so the
 companion never interacts. COSMIC writes every internal SSE timestep to its ``bcm`` table
@@ -8,7 +8,7 @@ when ``timestep_conditions=[['dtp=0.0']]`` (``dtp = 0`` Myr: print at every step
 the 1 Msun, Z = 0.02 track: 1001 MS rows, 1001 HG, 594 RGB, 101 CHeB, 138 E-AGB, the step
 set by COSMIC's ``pts1``/``pts2``/``pts3`` defaults).
 
-Stages (PHYSICS.md P5, paper Table I) from the SSE stellar type ``kstar``:
+Stages (docs/physics.md P5, paper Table I) from the SSE stellar type ``kstar``:
 0-1 -> 'MS', 2-3 -> 'RGB' (Hertzsprung gap + red giant branch), 4 -> 'CHeB',
 5 -> 'EAGB', 6 -> 'TPAGB'. Everything with ``kstar >= 7`` (naked helium stars 7-9 and
 remnants 10-14) is dropped, and so are post-main-sequence rows whose hydrogen envelope
@@ -63,7 +63,7 @@ __all__ = [
     "resample_track",
 ]
 
-#: Stage names in evolutionary order (PHYSICS.md P5).
+#: Stage names in evolutionary order (docs/physics.md P5).
 STAGES: tuple[str, ...] = ("MS", "RGB", "CHeB", "EAGB", "TPAGB")
 
 #: SSE stellar type -> stage; types not listed (>= 7) are excluded.
@@ -455,7 +455,7 @@ def evolve_tracks(
     Parameters
     ----------
     masses : iterable of float
-        Initial masses [Msun], 0.1-25 (PHYSICS.md P5 library span).
+        Initial masses [Msun], 0.1-25 (docs/physics.md P5 library span).
     metallicities : iterable of float
         Z, within COSMIC-SSE's range 1e-4..0.03.
     snapshots_per_stage : mapping, optional

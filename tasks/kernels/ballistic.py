@@ -1,4 +1,4 @@
-"""Field-free ballistic interaction efficiencies (PHYSICS.md P2-P3, paper Sec. II B).
+"""Field-free ballistic interaction efficiencies (docs/physics.md P2-P3, paper Sec. II B).
 
 Along a chord of column T a proton interacts at column x with probability
 dx/lambda_pp exp(-x/lambda_pp) (one interaction per primary); a gamma ray made there must cross

@@ -1,4 +1,4 @@
-"""Chord column densities T(b) through spherical stars (PHYSICS.md P3, paper Eq. 4).
+"""Chord column densities T(b) through spherical stars (docs/physics.md P3, paper Eq. 4).
 
 T(b) = 2 * integral_b^R rho(r) r dr / sqrt(r^2 - b^2). With the substitution
 r^2 = b^2 + s^2 (so r dr / sqrt(r^2 - b^2) = ds) the integrand is regular:

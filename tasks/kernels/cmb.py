@@ -1,4 +1,4 @@
-"""Gamma-ray absorption on the cosmic microwave background (pair production, PHYSICS.md P7 [choice, beyond the paper]).
+"""Gamma-ray absorption on the cosmic microwave background (pair production, docs/physics.md P7 [choice, beyond the paper]).
 
 The absorption coefficient of a gamma ray of energy E in an isotropic photon field n(eps)
 (Gould & Schreder 1967, Phys. Rev. 155, 1404):

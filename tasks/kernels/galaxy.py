@@ -1,4 +1,4 @@
-"""Stellar density model of the Milky Way (PHYSICS.md P6; paper Sec. II E).
+"""Stellar density model of the Milky Way (docs/physics.md P6; paper Sec. II E).
 
 Three components, densities in Msun pc^-3, positions in kpc (galactocentric cylindrical R
 and height z):

@@ -1,4 +1,4 @@
-"""Line-of-sight integration through the Galaxy (PHYSICS.md P7; paper Sec. II E 4).
+"""Line-of-sight integration through the Galaxy (docs/physics.md P7; paper Sec. II E 4).
 
 I(l, b, E) = (1 / 4 pi) integral_0^D q(R(s), z(s), E) ds, observer at (R_sun, z_obs), the ray
 ending where it leaves the cylinder R <= R_max, |z| <= z_max (or at ``s_max``).

@@ -1,4 +1,4 @@
-"""Per-template gamma-ray and neutrino luminosities (PHYSICS.md P2-P4, paper Eqs. 5, 10).
+"""Per-template gamma-ray and neutrino luminosities (docs/physics.md P2-P4, paper Eqs. 5, 10).
 
 Ballistic (P3):  L(E) = N_nuc 8 pi^2 int_0^R b db int dE_p I_p Gamma(E_p, b) (1/sigma) dsigma/dE
 Mirroring (P4):  L_mirror(E) = N_nuc 4 pi^2 R^2 int dE_p I_p <Gamma>(E_p) (1/sigma) dsigma/dE
@@ -257,7 +257,7 @@ def template_luminosity(
     m_kraft : mirroring applies for M <= m_kraft on the main sequence.
     f_B, F_sur : (n_m,) optional per-template values (e.g. from :mod:`tasks.kernels.surface`
         with non-default parameters); default f_B(mass_init), surface_fraction(mass_init, age)
-        with the PHYSICS.md parameters. Both are forced to 0 where mirroring does not apply.
+        with the docs/physics.md parameters. Both are forced to 0 where mirroring does not apply.
 
     Returns
     -------

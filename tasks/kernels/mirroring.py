@@ -1,4 +1,4 @@
-"""Magnetic-mirroring interaction efficiencies (PHYSICS.md P4, paper Sec. II C).
+"""Magnetic-mirroring interaction efficiencies (docs/physics.md P4, paper Sec. II C).
 
 Canonical-momentum, plane-parallel model (**[choice]**, contains paper Eqs. 8-9 as limits):
 

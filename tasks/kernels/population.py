@@ -1,4 +1,4 @@
-"""Monte Carlo stellar populations and their template weights (PHYSICS.md P6; paper Eq. 19).
+"""Monte Carlo stellar populations and their template weights (docs/physics.md P6; paper Eq. 19).
 
 A *population* is one distribution of (mass, age, metallicity): a Galactic component
 (bulge, bulge_young, thin, thick) and, for the thin disk, its [Fe/H] offset

@@ -1,4 +1,4 @@
-"""Sky regions and their exact (l, sin b) quadrature (PHYSICS.md P7).
+"""Sky regions and their exact (l, sin b) quadrature (docs/physics.md P7).
 
 A region is a union of boxes in Galactic (l, b) [deg].  Its solid angle is
 sum Delta l (sin b2 - sin b1), and its quadrature puts midpoints in l (spacing at most
@@ -17,7 +17,7 @@ __all__ = ["BUILTIN_REGIONS", "Box", "solid_angle", "region_nodes"]
 #: (l_min, l_max, b_min, b_max) [deg]; l_min > l_max wraps through 0.
 Box = tuple[float, float, float, float]
 
-#: The regions of PHYSICS.md P7 (names of DESIGN.md).
+#: The regions of docs/physics.md P7 (names of docs/design.md).
 BUILTIN_REGIONS: dict[str, tuple[Box, ...]] = {
     "galactic_plane": ((0.0, 360.0, -5.0, 5.0),),
     "lhaaso_inner": ((15.0, 125.0, -5.0, 5.0),),

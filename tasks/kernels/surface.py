@@ -1,7 +1,7 @@
-"""Magnetic-activity parameters of main-sequence stars (PHYSICS.md P4; paper Eqs. 7, 11-13).
+"""Magnetic-activity parameters of main-sequence stars (docs/physics.md P4; paper Eqs. 7, 11-13).
 
 The OCR of the paper lost parts of Eqs. 7 and 12-13; the continuous versions below are the
-project's **[choice]** (PHYSICS.md P4). All masses in Msun, times in yr.
+project's **[choice]** (docs/physics.md P4). All masses in Msun, times in yr.
 
 Saturation time t_sat(M) **[choice]**: log-log interpolation through
 (0.1, 5.0), (0.35, 2.0), (0.5, 0.6), (0.7, 0.25), (1.0, 0.1), (1.41, 0.05) (Msun, Gyr). The node
@@ -45,7 +45,7 @@ def smooth_step(x: ArrayLike) -> np.ndarray:
 
 
 def is_main_sequence(stage: ArrayLike, ms_label: str = "MS") -> np.ndarray:
-    """Boolean mask of main-sequence templates from stage labels (PHYSICS.md P5 names)."""
+    """Boolean mask of main-sequence templates from stage labels (docs/physics.md P5 names)."""
     return np.asarray(stage).astype(str) == ms_label
 
 

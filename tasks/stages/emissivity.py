@@ -2,7 +2,7 @@
 
 Reads the ``population`` weights and the ``yields`` luminosities: the mean luminosity per
 star of each population is one matrix product, L_bar = weights @ L(model, E), done per
-Monte Carlo batch so that the batch spread gives its standard error (PHYSICS.md P6, paper
+Monte Carlo batch so that the batch spread gives its standard error (docs/physics.md P6, paper
 Eq. 19).  No star is sampled here: a yields-only change reruns this product alone.
 
 Units: n in pc^-3 in the cube, converted to cm^-3 for q [TeV^-1 s^-1 cm^-3].  The

@@ -2,7 +2,7 @@
 
 Reads only the per-model coordinates of the ``templates`` cube (mass_init, metallicity, age,
 stage, duration); never the yields, so a change of f_B, the CR spectrum or the HAWC
-calibration samples no star (PHYSICS.md P6, issue "population synthesis").
+calibration samples no star (docs/physics.md P6, issue "population synthesis").
 
 Populations are the distinct (mass, age, metallicity) distributions of the Galaxy model:
 ``bulge``, ``bulge_young``, ``thick``, and one ``thin`` population per distinct [Fe/H]

@@ -1,6 +1,6 @@
-"""The ``sed`` stage: region spectra, chunked along ``region`` (PHYSICS.md P7).
+"""The ``sed`` stage: region spectra, chunked along ``region`` (docs/physics.md P7).
 
-For every built-in region (DESIGN.md) and every user box of ``sky.regions``: the
+For every built-in region (docs/design.md) and every user box of ``sky.regions``: the
 solid-angle weighted mean intensity, the flux (mean x solid angle) and the solid angle.
 Each region is integrated on its own exact (l, sin b) quadrature (``tasks.kernels.regions``)
 with the same line-of-sight operator as the sky maps, so areas and means do not depend on

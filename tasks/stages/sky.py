@@ -1,4 +1,4 @@
-"""The ``sky`` stage: all-sky HEALPix maps of the intensity, chunked along ``pixel`` (PHYSICS.md P7).
+"""The ``sky`` stage: all-sky HEALPix maps of the intensity, chunked along ``pixel`` (docs/physics.md P7).
 
 I(l, b, E) = (1 / 4 pi) integral n_c(R, z) L_bar_c(R, z, E) ds summed over the Galactic
 components c.  The densities n_c are evaluated analytically at every quadrature node (so the

@@ -1,6 +1,6 @@
 """The ``templates`` stage: stellar models on the shared radius grid, chunked along ``model``.
 
-Two sources write the same cube (PHYSICS.md P5):
+Two sources write the same cube (docs/physics.md P5):
 
 * ``generator`` (default): SSE evolutionary tracks through COSMIC, resampled per stage,
   and the project's near-surface structure model for every snapshot.  Tracks are evolved
@@ -44,7 +44,7 @@ __all__ = ["STAGE", "plan", "compute", "model_table", "eddington_factor", "envel
 CODE_VERSION = "templates/2 sse-cosmic+envelope-mlt+valid-flag"
 TRACKS_VERSION = "tracks/1"
 
-#: Per-model coordinates of the cube, in the order of DESIGN.md, then the validity flag
+#: Per-model coordinates of the cube, in the order of docs/design.md, then the validity flag
 #: and its reason ("" when valid).
 MODEL_COORDS = (
     "mass_init",
@@ -141,7 +141,7 @@ def generator_tracks(config, store, client=None) -> pd.DataFrame:
 
 
 def _hydrogen_fraction(config, z: np.ndarray) -> np.ndarray:
-    # Helium enrichment dY/dZ = 2 from Y_p: X = X(Z=0.02) + 3 (0.02 - Z), PHYSICS.md P5 composition.
+    # Helium enrichment dY/dZ = 2 from Y_p: X = X(Z=0.02) + 3 (0.02 - Z), docs/physics.md P5 composition.
     return config.templates.atmosphere.hydrogen_fraction + 3.0 * (0.02 - np.asarray(z))
 
 

@@ -1,7 +1,7 @@
 """The ``yields`` stage: gamma-ray and neutrino luminosities of every template, chunked along ``model``.
 
 Reads the ``xsec`` and ``templates`` cubes, writes ``luminosity(model, scenario, messenger,
-energy)`` in TeV^-1 s^-1 (PHYSICS.md P3-P4).
+energy)`` in TeV^-1 s^-1 (docs/physics.md P3-P4).
 
 A model's fingerprint holds the fingerprint of its template row, of the whole ``xsec``
 cube, the CR spectrum, the interaction and quadrature settings, and, only for
@@ -129,7 +129,7 @@ def kernel_arguments(config) -> dict:
 
 
 def surface_parameters(mass_init, age, stage, m_kraft: float, surface: dict) -> tuple[np.ndarray, np.ndarray]:
-    """f_B and F_sur = min(f_struct f_age, 1) of each model from the configured surface laws (PHYSICS.md P4)."""
+    """f_B and F_sur = min(f_struct f_age, 1) of each model from the configured surface laws (docs/physics.md P4)."""
     from tasks.kernels.surface import f_age, f_B, f_struct, is_main_sequence
 
     m = np.asarray(mass_init, float)

@@ -1,4 +1,4 @@
-"""Tests of the cosmic-ray proton spectrum (PHYSICS.md P1)."""
+"""Tests of the cosmic-ray proton spectrum (docs/physics.md P1)."""
 
 import numpy as np
 import pytest
@@ -32,7 +32,7 @@ def test_local_slopes(e, index):
 
 
 def test_dampe_points():
-    # DAMPE 2019 (Sci. Adv. 5, eaax3793), quoted in /work/shared/data/README.md,
+    # DAMPE 2019 (Sci. Adv. 5, eaax3793, proton flux table; cited in docs/physics.md P1),
     # m^-2 s^-1 sr^-1 GeV^-1 -> cm^-2 s^-1 sr^-1 TeV^-1 is a factor 1e-4 * 1e3 = 0.1.
     gev = np.array([789.5, 1251.0, 1983.0, 49812.0, 78946.0])
     flux = np.array([1.60e-4, 4.81e-5, 1.45e-5, 2.47e-9, 6.50e-10]) * 0.1

@@ -1,4 +1,4 @@
-"""Tests of catalogs.xsec against published values (PHYSICS.md P2) and the real AAfrag tables."""
+"""Tests of catalogs.xsec against published values (docs/physics.md P2) and the real AAfrag tables."""
 
 import os
 import subprocess
@@ -13,7 +13,7 @@ from catalogs import xsec
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Kafexhiu et al. 2014 check values quoted in PHYSICS.md P2 (total energy, TeV -> mb).
+# Kafexhiu et al. 2014 check values quoted in docs/physics.md P2 (total energy, TeV -> mb).
 KAFEXHIU_CHECK = [(1.0, 34.9), (100.0, 47.9), (1000.0, 57.2)]
 
 

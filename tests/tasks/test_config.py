@@ -15,7 +15,7 @@ def test_presets_load_and_carry_paper_physics():
     assert len(p.templates.masses) * len(p.templates.metallicities) > len(q.templates.masses) * len(
         q.templates.metallicities
     )
-    # PHYSICS.md P1: at least 0.1 TeV - 100 PeV with >= 10 points per decade
+    # docs/physics.md P1: at least 0.1 TeV - 100 PeV with >= 10 points per decade
     E = p.xsec.E_p.values()
     assert E[0] <= 0.1 + 1e-12 and E[-1] >= 1e5 - 1e-6 and p.xsec.E_p.per_decade >= 10
 

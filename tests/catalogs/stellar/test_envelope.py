@@ -1,4 +1,4 @@
-"""Acceptance tests of the near-surface structure model (PHYSICS.md P5)."""
+"""Acceptance tests of the near-surface structure model (docs/physics.md P5)."""
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,7 @@ G = c.G.cgs.value
 
 
 def radius_grid(n_points=400, depth_min=1e-7):
-    """Exactly the CONTRACT.md grid (kept local so the test pins the definition)."""
+    """Exactly the the project grid (kept local so the test pins the definition)."""
     depth = np.concatenate([np.logspace(np.log10(depth_min), 0, n_points - 1)[::-1], [0.0]])
     return 1.0 - depth
 

@@ -53,7 +53,7 @@ def test_photospheric_density_of_solar_age_profile(templates):
     i = int(np.argmin(np.abs(md.age - 4.57e9)))
     assert md.age[i] == pytest.approx(5.715e9, rel=1e-3)  # profile4, closest to 4.57 Gyr
     assert 1e-7 < templates.rho[i, -1] < 5e-7
-    # solar column depths (PHYSICS.md P5): 50 g/cm^2 at ~1.0-1.2e-3 R, 1e4 at ~6e-3 R
+    # solar column depths (docs/physics.md P5): 50 g/cm^2 at ~1.0-1.2e-3 R, 1e4 at ~6e-3 R
     depth = 1 - RADIUS
     assert 0.8e-3 < np.interp(50.0, templates.column[i][::-1], depth[::-1]) < 1.5e-3
     assert 4e-3 < np.interp(1e4, templates.column[i][::-1], depth[::-1]) < 8e-3
@@ -91,7 +91,7 @@ def test_recomputed_convection_zone(templates):
         conv = templates.v_conv[i] > 0
         assert not conv[RADIUS < 0.5].any()
         assert 0.68 < RADIUS[conv].min() < 0.75  # grid step at depth 0.3 is ~3% of R
-        # peak of 2-3 km/s within a few hundred km of the photosphere (PHYSICS.md P5)
+        # peak of 2-3 km/s within a few hundred km of the photosphere (docs/physics.md P5)
         j = int(np.argmax(templates.v_conv[i]))
         assert 2e5 < templates.v_conv[i, j] < 3.2e5
         assert (1 - RADIUS[j]) * md.R_star[i] < 3e7

@@ -22,7 +22,7 @@ G_CGS = ac.G.cgs.value
 
 
 def radius_grid(n_points: int = 300, depth_min: float = 1e-7) -> np.ndarray:
-    """CONTRACT.md radius grid (ascending, 0 ... 1)."""
+    """the project radius grid (ascending, 0 ... 1)."""
     depth = np.concatenate([np.logspace(np.log10(depth_min), 0, n_points - 1)[::-1], [0.0]])
     return 1.0 - depth
 

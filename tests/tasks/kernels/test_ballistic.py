@@ -1,4 +1,4 @@
-"""Ballistic efficiencies and interaction lengths (PHYSICS.md P2-P3)."""
+"""Ballistic efficiencies and interaction lengths (docs/physics.md P2-P3)."""
 
 import numpy as np
 import pytest
@@ -8,7 +8,7 @@ from tasks.kernels.reference import ballistic_efficiency_quad
 
 
 def test_lengths():
-    assert lambda_pp(34.9) == pytest.approx(47.9, rel=2e-3)  # PHYSICS.md P2
+    assert lambda_pp(34.9) == pytest.approx(47.9, rel=2e-3)  # docs/physics.md P2
     assert lambda_pair(0.70) == pytest.approx(90.0, rel=1e-3)
     assert lambda_pair(1.0) == pytest.approx(9 / 7 * 63.04)
     assert np.isinf(lambda_pp(0.0))
@@ -37,7 +37,7 @@ def test_limits_and_bounds():
 
 def test_no_pair_absorption_is_the_unabsorbed_limit():
     # lambda_pair = inf (interactions.pair_absorption: false): every gamma ray made on the chord
-    # escapes, so Gamma_gamma is the interaction probability 1 - exp(-T/lambda_pp) (PHYSICS.md P3
+    # escapes, so Gamma_gamma is the interaction probability 1 - exp(-T/lambda_pp) (docs/physics.md P3
     # with exp(-(T - x)/lambda_pair) = 1), written out here rather than taken from the module.
     T = np.concatenate([[0.0], np.logspace(-6, 5, 300)])
     for lp in (28.0, 47.9, 90.0):

@@ -1,4 +1,4 @@
-"""Chord columns T(b) (PHYSICS.md P3)."""
+"""Chord columns T(b) (docs/physics.md P3)."""
 
 import sys
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""The Galaxy's density model against PHYSICS.md P6's published check values and direct quadrature."""
+"""The Galaxy's density model against docs/physics.md P6's published check values and direct quadrature."""
 
 import numpy as np
 import pytest

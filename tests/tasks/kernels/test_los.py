@@ -1,4 +1,4 @@
-"""Line-of-sight quadrature and sky regions against closed forms (PHYSICS.md P7)."""
+"""Line-of-sight quadrature and sky regions against closed forms (docs/physics.md P7)."""
 
 import healpy as hp
 import numpy as np

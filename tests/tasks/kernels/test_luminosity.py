@@ -1,4 +1,4 @@
-"""Per-template luminosities and the HAWC calibration (PHYSICS.md P3-P4)."""
+"""Per-template luminosities and the HAWC calibration (docs/physics.md P3-P4)."""
 
 import sys
 from pathlib import Path
@@ -99,7 +99,7 @@ def test_sun_against_hawc_and_black_sphere(sun, xs):
     # calibration of the solar mirroring scenario to HAWC
     # The least-squares fit (log space, 0.5-2.6 TeV) leaves the solar fixture 8% above HAWC at
     # 1 TeV because the mirrored spectrum is curved there (efficiency peak at E_p ~ 3 TeV);
-    # the brief's 5% holds for the pivot fit. Both are checked (abs=0: fluxes are ~1e-12).
+    # issue #4's 5% holds for the pivot fit. Both are checked (abs=0: fluxes are ~1e-12).
     for method, tol in (("lsq", 0.10), ("pivot", 1e-9)):
         cal = hawc_calibration_factor(E, res.L_mirror[0, 0], f_sur=res.F_sur[0],
                                       L_ballistic_sun_gamma=res.L[0, 0, 0], method=method)
@@ -199,7 +199,7 @@ def test_the_calibrated_sun_keeps_its_neutrinos_below_the_black_sphere(sun, xs):
                                calibration_applies_to="both")
     bound = black_sphere(s["R_star"][0], xs)[1][I1]
     assert res.L[0, 1, 1, I1] <= bound * (1 + 1e-9)
-    assert both.L[0, 1, 1, I1] > bound  # the literal reading breaks the bound (PHYSICS.md P4)
+    assert both.L[0, 1, 1, I1] > bound  # the literal reading breaks the bound (docs/physics.md P4)
     np.testing.assert_array_equal(res.L[0, :, 0], both.L[0, :, 0])  # gamma rays identical
 
 

@@ -1,4 +1,4 @@
-"""Magnetic-mirroring kernel (PHYSICS.md P4)."""
+"""Magnetic-mirroring kernel (docs/physics.md P4)."""
 
 import sys
 from pathlib import Path
@@ -287,7 +287,7 @@ def test_no_pair_absorption_per_trajectory_matches_quad_and_closed_form():
     # lambda_pair = inf: the gamma rays of the outward leg all escape.  With x = X_half/lambda_pp
     # the outward-leg integral is int_0^X_half dX/lp exp(-(X_tot - X)/lp) = e^-x - e^-2x, and
     # Gamma_nu = 1 - e^-2x, so Gamma_gamma = sqrt(1 - Gamma_nu) - (1 - Gamma_nu) for a mirrored
-    # trajectory (PHYSICS.md P4 with Y/lambda_pair = 0).  Also checked against scipy quad.
+    # trajectory (docs/physics.md P4 with Y/lambda_pair = 0).  Also checked against scipy quad.
     for t in _toy_templates()[:2]:
         Yq, Pq = slab_nodes_quad(t["radius"], t["rho"], t["v"], t["col"], t["R"], t["fb"])
         Y, P = M.slab_nodes(t["radius"], t["rho"][None], t["v"][None], np.full((1, t["radius"].size), t["col"]),

@@ -35,7 +35,7 @@ def test_imf_sampler_reproduces_its_slopes_and_massive_fraction():
     assert M.min() >= 0.08 and M.max() <= 100.0
     assert _slope(M, 0.09, 0.45) == pytest.approx(-1.3, abs=0.05)
     assert _slope(M, 0.6, 20.0) == pytest.approx(-2.3, abs=0.05)
-    # PHYSICS.md / issue: 0.12% of the stars above 25 Msun
+    # docs/physics.md / issue: 0.12% of the stars above 25 Msun
     assert 1.0 - KROUPA.cdf(25.0) == pytest.approx(0.0012, rel=0.05)
     assert (M > 25).mean() == pytest.approx(1.0 - KROUPA.cdf(25.0), rel=0.1)
 

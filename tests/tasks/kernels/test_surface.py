@@ -1,4 +1,4 @@
-"""Magnetic-activity parameters (PHYSICS.md P4)."""
+"""Magnetic-activity parameters (docs/physics.md P4)."""
 
 import numpy as np
 import pytest
@@ -30,7 +30,7 @@ def test_t_sat_and_f_age():
 
 def test_surface_fraction_sun_and_cuts():
     F = surface_fraction(1.0, 4.57e9)
-    assert F == pytest.approx(0.30 * np.sqrt(0.1 / 4.57), rel=1e-12)  # ~0.044 (PHYSICS.md)
+    assert F == pytest.approx(0.30 * np.sqrt(0.1 / 4.57), rel=1e-12)  # ~0.044 (docs/physics.md)
     assert surface_fraction(0.2, 1e6) == pytest.approx(0.95)
     assert surface_fraction(1.5, 1e6) == 0.0
     assert surface_fraction(1.0, 1e6, main_sequence=False) == 0.0

@@ -185,7 +185,7 @@ def test_bad_regions_are_one_clear_error(tmp_path, region, fragment):
 
 
 def test_plane_intensity_converges_in_steps_and_grid(built, tmp_path):
-    # PHYSICS.md P7 / issue: doubling the line-of-sight nodes or the (R, z) grid moves the
+    # docs/physics.md P7 / issue: doubling the line-of-sight nodes or the (R, z) grid moves the
     # Galactic-plane mean intensity by < 1% (densities are analytic at every node; only L_bar
     # is interpolated, and the thin disk's populations share their random numbers across R).
     base = cube.open(built[0], "sed").mean_intensity.sel(region="galactic_plane").load()

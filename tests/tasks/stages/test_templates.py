@@ -52,7 +52,7 @@ def test_cube_follows_schema_and_is_complete(generated):
 
 
 def test_the_generated_sun(generated):
-    """PHYSICS.md P5 solar validation, on the pipeline's own 4.57 Gyr snapshot."""
+    """docs/physics.md P5 solar validation, on the pipeline's own 4.57 Gyr snapshot."""
     store, _ = generated
     ds = cube.open(store, "templates").load()
     sun = ds.isel(model=int(np.argmin(np.abs(ds.age.values - 4.57e9) + 1e12 * (ds.mass_init.values != 1.0))))

@@ -283,7 +283,7 @@ def test_calibrating_both_messengers_breaks_the_bound(built, tmp_path):
     assert y.attrs["calibration_applies_to"] == "both"
     ex = _excess_over_bound(work).sel(scenario="mirroring")
     sun = int(y.attrs["solar_model"])
-    # PHYSICS.md P4: the literal reading puts the calibrated Sun's neutrinos ~1.6x above the bound
+    # docs/physics.md P4: the literal reading puts the calibrated Sun's neutrinos ~1.6x above the bound
     assert float(ex.isel(model=sun)) > 0.3
     gamma = lambda s: cube.open(s, "yields").luminosity.sel(messenger="gamma").values  # noqa: E731
     np.testing.assert_array_equal(gamma(work), gamma(store))
