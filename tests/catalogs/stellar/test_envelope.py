@@ -78,7 +78,8 @@ def test_whole_star_defined_and_monotonic(sun):
 
 
 def _mesa_profile(name):
-    mr = pytest.importorskip("mesa_reader")
+    import mesa_reader as mr
+
     p = mr.MesaData(str(MESA_DIR / name))
     h = p.header_data
     r = 10 ** p.logR * R_SUN

@@ -9,6 +9,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from solar_fixture import radius_grid, solar_template  # noqa: E402
 
+from catalogs import xsec  # noqa: E402
 from catalogs.cr_spectrum import primary_energy_grid  # noqa: E402
 from tasks.kernels.luminosity import (  # noqa: E402
     AU_CM,
@@ -20,7 +21,6 @@ from tasks.kernels.luminosity import (  # noqa: E402
     yield_matrix,
 )
 
-xsec = pytest.importorskip("catalogs.xsec")
 
 EP = primary_energy_grid(0.1, 1e5, 10)
 E = np.logspace(-1, 4, 76)  # 15 per decade, 1 TeV at index 15

@@ -55,3 +55,24 @@ def test_mirroring_matches_quad():
                                             n_mu_b=2, n_gamma=8)
             assert kg[0, i] == pytest.approx(rg, rel=1e-3, abs=0)
             assert kn[0, i] == pytest.approx(rn, rel=1e-3, abs=0)
+
+
+def test_the_sun_at_1_TeV_matches_quad():
+    """The cheap default-suite case of the two slow tests: the solar template at lambda_pp(1 TeV).
+
+    The quad reference integrates each chord and trajectory adaptively (tasks/kernels/reference.py),
+    sharing no quadrature node with the kernels.
+    """
+    r, (sun, _) = templates()
+    d = impact_grid(128, 1e-12)
+    T = chord_columns(sun["rho"][None], [sun["R"]], r, d)
+    gg, gn = ballistic_efficiency(T, LP[1:2], np.array([LG]))
+    kern = sun["R"] ** 2 * np.array([impact_weights(d) @ gg[0], impact_weights(d) @ gn[0]])
+    np.testing.assert_allclose(kern, ballistic_G_quad(r, sun["rho"], sun["R"], LP[1:2], LG), rtol=1e-3)
+    col = np.full((1, r.size), sun["col"])
+    kg, kn = M.mirror_efficiency(r, sun["rho"][None], sun["v"][None], col, [sun["R"]], [sun["fb"]],
+                                 EPS[1:2], LP[1:2], LG, n_mu_b=2, n_gamma=8)
+    rg, rn = mirror_efficiency_quad(r, sun["rho"], sun["v"], sun["col"], sun["R"], sun["fb"], EPS[1], LP[1], LG,
+                                    n_mu_b=2, n_gamma=8)
+    assert kg[0, 0] == pytest.approx(rg, rel=1e-3, abs=0)
+    assert kn[0, 0] == pytest.approx(rn, rel=1e-3, abs=0)

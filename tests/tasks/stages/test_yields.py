@@ -72,11 +72,18 @@ def test_the_sun_against_hawc_and_the_black_sphere(built):
     e2_hawc = HAWC_1TEV
     # ballistic falls short of HAWC by more than 3x (paper: "well below")
     assert sun["ballistic"]["gamma"][i] < e2_hawc / 3
-    # the calibrated mirroring scenario matches HAWC at 1 TeV within 5%
+    # The calibration solves "calibrated Sun = HAWC", so that equality tests nothing. What can be
+    # wrong is the model behind it: the uncalibrated mirroring scenario and the factor are pinned
+    # to the ranges docs/physics.md documents (measured 0.063 and x16.1 on the quick preset;
+    # F_sur(Sun) ~ 0.04 makes the uncalibrated Sun fall short of HAWC, a 2x error leaves the range).
     assert sun["calibration_mode"] == "hawc"
-    assert sun["mirroring"]["gamma"][i] == pytest.approx(e2_hawc, rel=0.05)
+    assert 0.045 < sun["ratio_uncalibrated_1TeV"] < 0.09
+    assert 11.0 < sun["calibration"] < 22.0
+    assert 0.03 < sun["F_sur"] < 0.05
     # one interaction per primary: neutrinos below the black-sphere bound, within 10x of it
     bs = sun["black_sphere"]["nu"][i]
+    # 2.8e-11 TeV cm^-2 s^-1: the black-sphere Sun at 1 TeV as first measured here (issue #4 note); its
+    # independent check is the own-quadrature bound of test_no_star_beats_its_black_sphere_bound_for_neutrinos
     assert bs == pytest.approx(2.8e-11, rel=0.25)
     assert bs / 10 < sun["ballistic"]["nu"][i] <= bs * (1 + 1e-3)
 
