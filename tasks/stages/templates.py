@@ -91,15 +91,31 @@ def _evolve_one(mass: float, z: float, snapshots: dict, extra: list, t_max: floa
 
 
 def _cache_path(store, key: str) -> Path:
-    return cstore.cache_path(store, "tracks", f"{key}.pkl")
+    return cstore.cache_path(store, "tracks", f"{key}.npz")
+
+
+def _save_track(df: pd.DataFrame, path: Path) -> None:
+    """Write a track's snapshot table as plain arrays (npz without pickled objects)."""
+    arrays = {c: df[c].to_numpy() for c in df.columns}
+    np.savez(path, **{c: (a.astype(str) if a.dtype == object else a) for c, a in arrays.items()})
 
 
 def _load_cached(path: Path) -> pd.DataFrame | None:
-    try:
-        return pd.read_pickle(path)
-    except (OSError, EOFError, ValueError, ImportError):
+    """A cached track, or ``None`` if there is none or it cannot be read as plain arrays.
+
+    The store may sit on a shared file system that others can write to, so a cache entry is
+    never unpickled: ``allow_pickle=False`` refuses object arrays, and an unreadable entry is
+    recomputed (with a warning) instead of trusted.
+    """
+    if not path.is_file():
         return None
-    except Exception:  # noqa: BLE001 - a corrupt cache entry is simply rebuilt
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return pd.DataFrame({k: data[k] for k in data.files})
+    except Exception as exc:  # noqa: BLE001 - any unreadable entry is rebuilt, never executed
+        import warnings
+
+        warnings.warn(f"ignoring unreadable track cache {path} ({type(exc).__name__}: {exc}); recomputing it", stacklevel=2)
         return None
 
 
@@ -133,7 +149,7 @@ def generator_tracks(config, store, client=None) -> pd.DataFrame:
     else:
         results = [_evolve_one(*a) for a in args]
     for (m, z), df in zip(missing, results):
-        cstore.write_atomic(_cache_path(store, _track_key(config, m, z)), df.to_pickle)
+        cstore.write_atomic(_cache_path(store, _track_key(config, m, z)), lambda tmp, df=df: _save_track(df, tmp))
         frames[(m, z)] = df
     out = pd.concat([frames[p] for p in pairs if len(frames[p])], ignore_index=True)
     out["source"] = "generator"

@@ -149,3 +149,37 @@ def test_malformed_mesa_file_is_one_error_and_nothing_is_written(tmp_path):
     assert bad.returncode == 2
     assert "profile4.data" in bad.stderr and "Traceback" not in bad.stderr
     xr.testing.assert_identical(before, cube.open(store, "templates").load())
+
+
+class _Planted:
+    """An object whose unpickling creates a file: proof that a cache entry was executed."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_planted_pickle_in_the_track_cache_is_never_executed(generated, tmp_path):
+    from tasks.stages.templates import _cache_path, _track_key
+
+    store, _ = generated
+    work = tmp_path / "s.zarr"
+    shutil.copytree(store, work)
+    config = _config()
+    path = _cache_path(work, _track_key(config, 1.0, 0.02))
+    assert path.is_file() and not list(path.parent.glob("*.pkl"))
+    marker = tmp_path / "executed"
+    # an npz whose array is a pickled object, and a bare pickle under the cache's name
+    np.savez(path, stage=np.array([_Planted(marker)], dtype=object))
+    path2 = _cache_path(work, _track_key(config, 15.0, 0.02))
+    import pickle
+
+    path2.write_bytes(pickle.dumps(_Planted(marker)))
+    shutil.rmtree(work / "templates")  # the stage must plan again, reading the caches
+    with pytest.warns(UserWarning, match="ignoring unreadable track cache"):
+        run(config, work, stages=["templates"])
+    assert not marker.exists()
+    a, b = cube.open(store, "templates").load(), cube.open(work, "templates").load()
+    xr.testing.assert_identical(a.reset_coords()[["rho", "column"]], b.reset_coords()[["rho", "column"]])
