@@ -57,3 +57,24 @@ def test_export_without_a_sky_is_one_clear_error(tmp_path):
     r = subprocess.run([sys.executable, "-m", "tasks.cli", "export", "--store", str(tmp_path / "none.zarr"), "--out", str(tmp_path / "o")],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "sky" in r.stderr
+
+
+def test_export_without_gammapy_writes_the_core_files(built, tmp_path):  # noqa: F811
+    # A plain install has no gammapy: block its import in the child process, as if absent.
+    import healpy as hp
+    from astropy.table import Table
+
+    store, _ = built
+    out = tmp_path / "export"
+    code = ("import sys; sys.modules['gammapy'] = None; from tasks.cli import main; "
+            f"sys.exit(main(['export', '--store', {str(store)!r}, '--out', {str(out)!r}]))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    names = sorted(p.name for p in out.iterdir())
+    assert not [n for n in names if "gammapy" in n]
+    assert len([n for n in names if n.endswith("_healpy.fits")]) == 4 and "sed.ecsv" in names
+    assert "skipped the gammapy maps" in r.stdout and "pip install -e '.[export]'" in r.stdout
+    sky = cube.open(store, "sky").load()
+    m = hp.read_map(str(out / "sky_ballistic_nu_healpy.fits"), field=0)
+    np.testing.assert_array_equal(m, sky.intensity.sel(scenario="ballistic", messenger="nu").isel(energy=0).values)
+    assert len(Table.read(out / "sed.ecsv")) > 0
