@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("status", help="per stage: chunks total and stale")
     cfg_opts(s)
+    s.add_argument("--stages", metavar="a,b,...", help="stages to report, with their upstream stages (default all)")
     s.add_argument("--json", action="store_true")
 
     rep = sub.add_parser("report", help="headline numbers vs the paper's claims")
@@ -138,41 +139,20 @@ def _client(kind: str, workers, jobqueue, config):
 
 def _print_summary(summary, console: Console) -> None:
     for name, res in summary.stages.items():
-        if res.status != "done":
-            console.print(f"  {name:<11} {res.status}")
-        else:
-            extra = f", {res.chunks_copied} reused after a layout change" if res.chunks_copied else ""
-            extra += "".join(f", {k.replace('_', ' ')}: {v:,}" for k, v in res.work.items())
-            console.print(
-                f"  {name:<11} {res.chunks_computed}/{res.chunks_total} chunks computed{extra} in {res.seconds:.1f} s"
-            )
+        extra = f", {res.chunks_copied} reused after a layout change" if res.chunks_copied else ""
+        extra += "".join(f", {k.replace('_', ' ')}: {v:,}" for k, v in res.work.items())
+        console.print(f"  {name:<11} {res.chunks_computed}/{res.chunks_total} chunks computed{extra} in {res.seconds:.1f} s")
         for note in res.notes:
             console.print(f"      {note}")
 
 
 def _cmd_status(args, console: Console) -> int:
     from tasks.config import check_paths
-    from tasks.runner import stage_status
-    from tasks.stages import ORDER, STAGES, UPSTREAM
+    from tasks.runner import status
 
     config = _load(args)
     check_paths(config)
-    out = {}
-    behind: dict[str, set] = {}  # stages whose inputs will change once their upstream reruns
-    for name in ORDER:
-        stage = STAGES[name]
-        if stage is None:
-            out[name] = {"status": "not built yet"}
-            continue
-        try:
-            out[name] = stage_status(stage, config, args.store)
-        except FileNotFoundError as e:
-            out[name] = {"status": f"waiting for upstream ({e})"}
-        ups = {u for u in UPSTREAM[name] if out.get(u, {}).get("chunks_stale") or behind.get(u)}
-        behind[name] = ups | set().union(*(behind.get(u, set()) for u in UPSTREAM[name]))
-        if behind[name] and "chunks_total" in out[name]:
-            # Its fingerprints follow its upstream chunks: more become stale when those rerun.
-            out[name]["upstream_stale"] = sorted(behind[name], key=ORDER.index)
+    out = status(config, args.store, args.stages.split(",") if args.stages else None)
     if args.json:
         print(json.dumps({"store": args.store, "stages": out}))
     else:
@@ -183,7 +163,7 @@ def _cmd_status(args, console: Console) -> int:
                 if st.get("reason"):
                     console.print(f"      {st['reason']}")
             else:
-                console.print(f"  {name:<11} {st['status']}")
+                console.print(f"  {name:<11} {st['status']}", markup=False)
     return 0
 
 

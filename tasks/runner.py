@@ -29,7 +29,7 @@ from cube.fingerprint import FORMAT, ChunkKey, chunk_keys, combine
 from cube.schema import apply_metadata, validate
 from tasks.stages.base import Stage, StagePlan
 
-__all__ = ["StageResult", "RunSummary", "run_stage", "run", "stage_status"]
+__all__ = ["StageResult", "RunSummary", "run_stage", "run", "stage_status", "status"]
 
 
 @dataclass
@@ -40,7 +40,6 @@ class StageResult:
     chunks_computed: int = 0
     chunks_copied: int = 0
     seconds: float = 0.0
-    status: str = "done"
     notes: list[str] = field(default_factory=list)
     work: dict = field(default_factory=dict)
 
@@ -53,8 +52,6 @@ class StageResult:
         }
         if self.chunks_copied:
             out["chunks_copied"] = self.chunks_copied
-        if self.status != "done":
-            out["status"] = self.status
         return out
 
 
@@ -323,6 +320,45 @@ def stage_status(stage: Stage, config, store) -> dict:
     return out
 
 
+def status(config, store, stages: Iterable[str] | None = None) -> dict[str, dict]:
+    """Per stage, what a run would do, without computing anything or failing as a whole.
+
+    Parameters
+    ----------
+    config : tasks.config.Config
+    store : path
+    stages : iterable of str, optional
+        Stage names (with their upstream stages); default all.
+
+    Returns
+    -------
+    dict
+        ``{stage: {...}}`` in run order.  A stage that can be planned has ``chunks_total``,
+        ``chunks_stale``, ``reason`` (stored fingerprints of an older format) and
+        ``upstream_stale`` (stages upstream whose rerun will make more of its chunks stale:
+        its fingerprints follow their chunks).  A stage that cannot be planned has
+        ``status``: ``"waiting for upstream (...)"`` when an input cube is missing, or
+        ``"cannot plan: ..."`` with the reason (for example a library that misses the
+        sampled masses); the other stages are reported all the same.
+    """
+    from tasks.stages import ORDER, STAGES, UPSTREAM, resolve
+
+    out: dict[str, dict] = {}
+    behind: dict[str, set] = {}
+    for name in resolve(stages):
+        try:
+            out[name] = stage_status(STAGES[name], config, store)
+        except FileNotFoundError as e:
+            out[name] = {"status": f"waiting for upstream ({e})"}
+        except Exception as e:  # noqa: BLE001 - one stage's planning error must not hide the others
+            out[name] = {"status": f"cannot plan: {e}"}
+        ups = {u for u in UPSTREAM[name] if out.get(u, {}).get("chunks_stale") or behind.get(u)}
+        behind[name] = ups | set().union(*(behind.get(u, set()) for u in UPSTREAM[name]))
+        if behind[name] and "chunks_total" in out[name]:
+            out[name]["upstream_stale"] = sorted(behind[name], key=ORDER.index)
+    return out
+
+
 def run(
     config,
     store="stardiffuse.zarr",
@@ -348,8 +384,7 @@ def run(
     Returns
     -------
     RunSummary
-        Per stage: chunks total, chunks computed and seconds; stages not built yet are
-        listed with ``status: "not built yet"`` and computed nothing.
+        Per stage: chunks total, chunks computed and seconds.
     """
     from tasks.config import check_paths
     from tasks.stages import STAGES, resolve
@@ -362,11 +397,7 @@ def run(
         with cstore.store_lock(store):
             for name in names:
                 current = name
-                stage = STAGES[name]
-                if stage is None:
-                    results[name] = StageResult(status="not built yet")
-                    continue
-                results[name] = run_stage(stage, config, store, client, console)
+                results[name] = run_stage(STAGES[name], config, store, client, console)
             current = "metadata"
             cstore.consolidate(store)
     except OSError as e:

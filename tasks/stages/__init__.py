@@ -1,4 +1,8 @@
-"""Pipeline stages, in run order; ``None`` marks a stage that is not built yet."""
+"""Pipeline stages: each stage module declares one :class:`Stage`; the run order follows from their inputs.
+
+Adding a stage means writing its module (with ``STAGE``), its kernel, its configuration section,
+its cube schema and its tests, and listing it in ``_DECLARED`` below.
+"""
 
 from __future__ import annotations
 
@@ -13,28 +17,40 @@ from tasks.stages.templates import STAGE as TEMPLATES
 from tasks.stages.xsec import STAGE as XSEC
 from tasks.stages.yields import STAGE as YIELDS
 
-__all__ = ["STAGES", "ORDER", "UPSTREAM", "resolve", "Stage", "StagePlan", "UnknownStageError"]
+__all__ = ["STAGES", "ORDER", "UPSTREAM", "resolve", "run_order", "Stage", "StagePlan", "UnknownStageError"]
 
-ORDER = ("xsec", "templates", "yields", "population", "emissivity", "sky", "sed")
+#: Every stage, as declared by its module (the declaration order breaks ties in the run order).
+_DECLARED = (XSEC, TEMPLATES, YIELDS, POPULATION, EMISSIVITY, SKY, SED)
 
-UPSTREAM = {
-    "xsec": (),
-    "templates": (),
-    "yields": ("xsec", "templates"),
-    "population": ("templates",),
-    "emissivity": ("yields", "population"),
-    "sky": ("emissivity",),
-    "sed": ("emissivity",),
-}
 
-STAGES: dict[str, Stage | None] = {name: None for name in ORDER}
-STAGES["xsec"] = XSEC
-STAGES["templates"] = TEMPLATES
-STAGES["yields"] = YIELDS
-STAGES["population"] = POPULATION
-STAGES["emissivity"] = EMISSIVITY
-STAGES["sky"] = SKY
-STAGES["sed"] = SED
+def run_order(stages: Iterable[Stage]) -> tuple[str, ...]:
+    """Stage names ordered so that every stage comes after its inputs (a topological sort).
+
+    Raises
+    ------
+    ValueError
+        If a stage reads an undeclared stage, or the inputs form a cycle.
+    """
+    stages = list(stages)
+    names = [s.name for s in stages]
+    for s in stages:
+        unknown = [i for i in s.inputs if i not in names]
+        if unknown:
+            raise ValueError(f"stage {s.name!r} reads undeclared stage(s) {unknown}")
+    done: list[str] = []
+    pending = list(stages)
+    while pending:
+        ready = [s for s in pending if all(i in done for i in s.inputs)]
+        if not ready:
+            raise ValueError(f"the stages' inputs form a cycle among {[s.name for s in pending]}")
+        done.append(ready[0].name)
+        pending.remove(ready[0])
+    return tuple(done)
+
+
+STAGES: dict[str, Stage] = {s.name: s for s in _DECLARED}
+ORDER: tuple[str, ...] = run_order(_DECLARED)
+UPSTREAM: dict[str, tuple[str, ...]] = {s.name: s.inputs for s in _DECLARED}
 
 
 class UnknownStageError(ValueError):

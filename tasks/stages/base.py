@@ -59,13 +59,36 @@ class StagePlan:
 
 @dataclass(frozen=True)
 class Stage:
-    """A pipeline stage: its cube group, code version, what it reads, and its planner."""
+    """A pipeline stage, declared once: its cube, code version, the stages it reads, and its planner.
+
+    Attributes
+    ----------
+    name : str
+        The stage and its cube group (a key of :data:`cube.schema.SCHEMAS`).
+    code_version : str
+        Part of every chunk fingerprint: bump it when the stage's numbers change.
+    inputs : tuple of str
+        The stages whose cubes it reads; the run order is derived from them.
+    plan : callable
+        ``plan(config, store, client) -> StagePlan``.
+    """
 
     name: str
     code_version: str
-    chunk_dim: str
     inputs: tuple[str, ...]
     plan: Callable[..., StagePlan]
+
+    @property
+    def schema(self):
+        """The cube's :class:`cube.schema.GroupSchema` (names, dims, units, chunk dim)."""
+        from cube.schema import SCHEMAS
+
+        return SCHEMAS[self.name]
+
+    @property
+    def chunk_dim(self) -> str:
+        """The dim the stage's chunks run along, from its schema."""
+        return self.schema.chunk_dim
 
 
 def placeholder(shape: tuple[int, ...], chunks: tuple[int, ...], dtype=np.float64) -> da.Array:

@@ -205,4 +205,4 @@ def plan(config, store, client=None) -> StagePlan:
     )
 
 
-STAGE = Stage(name="emissivity", code_version=CODE_VERSION, chunk_dim="R", inputs=("yields", "population"), plan=plan)
+STAGE = Stage(name="emissivity", code_version=CODE_VERSION, inputs=("yields", "population"), plan=plan)

@@ -238,4 +238,4 @@ def plan(config, store, client=None) -> StagePlan:
     )
 
 
-STAGE = Stage(name="population", code_version=CODE_VERSION, chunk_dim="population", inputs=("templates",), plan=plan)
+STAGE = Stage(name="population", code_version=CODE_VERSION, inputs=("templates",), plan=plan)

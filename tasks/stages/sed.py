@@ -109,4 +109,4 @@ def plan(config, store, client=None) -> StagePlan:
     )
 
 
-STAGE = Stage(name="sed", code_version=CODE_VERSION, chunk_dim="region", inputs=("emissivity",), plan=plan)
+STAGE = Stage(name="sed", code_version=CODE_VERSION, inputs=("emissivity",), plan=plan)

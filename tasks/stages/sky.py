@@ -274,4 +274,4 @@ def plan(config, store, client=None) -> StagePlan:
     )
 
 
-STAGE = Stage(name="sky", code_version=CODE_VERSION, chunk_dim="pixel", inputs=("emissivity",), plan=plan)
+STAGE = Stage(name="sky", code_version=CODE_VERSION, inputs=("emissivity",), plan=plan)

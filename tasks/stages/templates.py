@@ -407,4 +407,4 @@ def plan(config, store, client=None) -> StagePlan:
     )
 
 
-STAGE = Stage(name="templates", code_version=CODE_VERSION, chunk_dim="model", inputs=(), plan=plan)
+STAGE = Stage(name="templates", code_version=CODE_VERSION, inputs=(), plan=plan)

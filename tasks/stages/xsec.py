@@ -54,4 +54,4 @@ def plan(config, store, client=None) -> StagePlan:
     )
 
 
-STAGE = Stage(name="xsec", code_version=CODE_VERSION, chunk_dim="E_p", inputs=(), plan=plan)
+STAGE = Stage(name="xsec", code_version=CODE_VERSION, inputs=(), plan=plan)

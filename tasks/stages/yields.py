@@ -341,4 +341,4 @@ def _solar(store, tpl: xr.Dataset, sun: int, sun_row: str, xsec: dict, xsec_fp: 
     return out
 
 
-STAGE = Stage(name="yields", code_version=CODE_VERSION, chunk_dim="model", inputs=("xsec", "templates"), plan=plan)
+STAGE = Stage(name="yields", code_version=CODE_VERSION, inputs=("xsec", "templates"), plan=plan)

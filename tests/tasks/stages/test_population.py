@@ -160,6 +160,16 @@ def test_library_without_the_sampled_masses_is_one_error_and_nothing_is_written(
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "1-2 Msun" in r.stderr and "max_template_mass" in r.stderr
     assert not (store / "population").exists()
+    # status reports every stage it can plan, and the one it cannot with its reason
+    status = [sys.executable, "-m", "tasks.cli", "status", "--config", str(cfg), "--store", str(store), "--json"]
+    r = subprocess.run(status, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    st = json.loads(r.stdout.strip().splitlines()[-1])["stages"]
+    assert st["templates"]["chunks_stale"] == 0 and st["yields"]["status"].startswith("waiting for upstream")
+    assert st["population"]["status"].startswith("cannot plan:") and "1-2 Msun" in st["population"]["status"]
+    assert st["emissivity"]["status"].startswith("waiting for upstream")
+    r = subprocess.run(status + ["--stages", "templates"], capture_output=True, text=True, timeout=300)
+    assert list(json.loads(r.stdout.strip().splitlines()[-1])["stages"]) == ["templates"]
 
 
 def test_json_summary_and_status_report_the_galaxy_stages(built, tmp_path):
