@@ -333,14 +333,18 @@ def unabsorbed_ballistic_gamma(store) -> np.ndarray:
     out = np.zeros((y.sizes["model"], y.sizes["energy"]))
     if used.size == 0:
         return out
-    tpl = cstore.read_rows(store, "templates", "model", used)
     xsec = {
         "E_p": xs.E_p.values,
         "sigma_inel": xs.sigma_inel.values,
         "dsigma": np.moveaxis(xs.dsigma_dE.sel(messenger=list(MESSENGERS)).values, -1, 0),
         "X": cfg["interactions"]["hydrogen_fraction"],
     }
-    out[used] = _luminosity(tpl, xsec, args, 1.0).L[:, 0, 0]
+    # in blocks: the chord kernel holds (templates x impact parameters x E_p) arrays
+    block = 256
+    for s0 in range(0, used.size, block):
+        rows = used[s0 : s0 + block]
+        tpl = cstore.read_rows(store, "templates", "model", rows)
+        out[rows] = _luminosity(tpl, xsec, args, 1.0).L[:, 0, 0]
     return out
 
 
