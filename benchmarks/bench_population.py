@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--preset", default="paper", choices=["paper", "quick"])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--kernel-stars", type=int, default=1_000_000)
+    ap.add_argument("--kernel-only", action="store_true", help="time the kernel only, not the stages")
     args = ap.parse_args()
 
     import cube
@@ -67,6 +68,8 @@ def main() -> None:
     for comp in rates["eep"]:
         eep, knn = rates["eep"][comp], rates["knn"][comp]
         print(f"  {comp:<12} eep {eep:>12,.0f} stars/s   knn {knn:>12,.0f} stars/s   eep/knn speed {eep / knn:.2f}")
+    if args.kernel_only:
+        return
 
     with make_client("local", args.workers) as client:
         t0 = time.perf_counter()
