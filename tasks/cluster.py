@@ -479,6 +479,7 @@ def make_client(
     if adapt is not None and not (1 <= adapt[0] <= adapt[1]):
         raise ClusterError(f"adaptive Slurm jobs need 1 <= min_jobs <= max_jobs, got {adapt} (run.min_jobs, run.max_jobs)")
     jobs = adapt[0] if adapt else (workers or 1)
+    t0 = time.monotonic()
     with slurm_cluster(jobqueue_config, worker_lifetime, lifetime_stagger, tls=tls,
                        dashboard_address=dashboard_address) as cluster:
         per_job = int(cluster._dummy_job.worker_processes)
@@ -492,8 +493,8 @@ def make_client(
                 say(msg)
             _wait_for_slurm_workers(client, cluster, jobs, per_job, wait_timeout)
             ids = sorted(str(j.job_id) for j in list(cluster.workers.values()) if getattr(j, "job_id", None))
-            say(f"Slurm worker job(s) {', '.join(ids)} running ({'TLS' if tls else 'plain TCP, no TLS'}); "
-                f"scheduler at {cluster.scheduler_address}")
+            say(f"Slurm worker job(s) {', '.join(ids)} running after {time.monotonic() - t0:.1f} s "
+                f"({'TLS' if tls else 'plain TCP, no TLS'}); scheduler at {cluster.scheduler_address}")
             yield client
 
 
