@@ -35,7 +35,30 @@ from small_store import small_config  # noqa: E402
 #: Guard against a stuck test only: generous, and reaching it fails the test.
 GUARD = 600.0
 POLL = 0.1
-JOBCOMP = Path(os.environ.get("STARDIFFUSE_SLURM_DIR", "/var/lib/stardiffuse-slurm")) / "jobcomp.log"
+
+
+def _jobcomp_log() -> Path | None:
+    """Slurm's job completion log (``JobCompType=jobcomp/filetxt``, as local-cluster.sh sets), if it keeps one."""
+    try:
+        out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    conf = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    conf = {k.strip(): v.strip() for k, v in conf.items()}
+    if conf.get("JobCompType") != "jobcomp/filetxt":
+        return None
+    return Path(conf["JobCompLoc"])
+
+
+JOBCOMP = _jobcomp_log()
+
+
+@pytest.fixture
+def jobcomp():
+    """The job completion log the tests read final job states from; skip where Slurm keeps none."""
+    if JOBCOMP is None:
+        pytest.skip("Slurm keeps no job completion log (JobCompType=jobcomp/filetxt; local-cluster.sh sets it)")
+    return JOBCOMP
 
 
 def _env() -> dict[str, str]:
@@ -107,7 +130,7 @@ def _squeue(name: str) -> list[tuple[str, str]]:
 def _jobcomp(name: str) -> dict[str, str]:
     """{job id: final state} of the finished jobs named ``name``, from Slurm's job completion log."""
     out: dict[str, str] = {}
-    if not JOBCOMP.exists():
+    if JOBCOMP is None or not JOBCOMP.exists():
         return out
     for line in JOBCOMP.read_text().splitlines():
         fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
@@ -160,7 +183,7 @@ def reference(tmp_path_factory):
 # --- 1. the CLI on Slurm, with TLS ----------------------------------------------------------------
 
 
-def test_cli_run_on_slurm_matches_in_process(tmp_path, reference):
+def test_cli_run_on_slurm_matches_in_process(tmp_path, reference, jobcomp):
     cfg, ref = reference
     jq, name = _jobqueue(tmp_path)
     store = tmp_path / "slurm.zarr"
@@ -184,7 +207,7 @@ def test_cli_run_on_slurm_matches_in_process(tmp_path, reference):
 # --- 2. a worker job scancel'ed mid-stage is replaced ------------------------------------------------
 
 
-def test_scancel_mid_stage_is_replaced_and_numbers_are_identical(tmp_path, reference):
+def test_scancel_mid_stage_is_replaced_and_numbers_are_identical(tmp_path, reference, jobcomp):
     _, ref = reference
     cfg = _config(tmp_path, **{"run.min_jobs": 1, "run.max_jobs": 1})
     jq, name = _jobqueue(tmp_path)
@@ -213,7 +236,7 @@ def test_scancel_mid_stage_is_replaced_and_numbers_are_identical(tmp_path, refer
 # --- 3. the driver inside an allocation: sbatch run_paper.sbatch -----------------------------------
 
 
-def test_run_paper_sbatch_completes_with_the_summary(tmp_path, reference):
+def test_run_paper_sbatch_completes_with_the_summary(tmp_path, reference, jobcomp):
     cfg, _ = reference
     jq, name = _jobqueue(tmp_path)
     driver = f"{name}-driver"
@@ -273,7 +296,23 @@ def test_unsatisfiable_request_stops_at_once_and_keeps_the_store(tmp_path, refer
 # --- TLS: nobody else can use our workers --------------------------------------------------------
 
 
-def test_tls_refuses_clients_without_this_runs_certificate(tmp_path):
+@pytest.fixture
+def restore_dask_config():
+    """A ``distributed.Client`` that fails to connect leaves ``scheduler: dask.distributed`` in the
+    global dask configuration (it sets it before connecting and only unsets it on close): put
+    back what was there, so later in-process computations keep their scheduler."""
+    import dask
+
+    missing = object()
+    saved = dask.config.config.get("scheduler", missing)
+    yield
+    if saved is missing:
+        dask.config.config.pop("scheduler", None)
+    else:
+        dask.config.config["scheduler"] = saved
+
+
+def test_tls_refuses_clients_without_this_runs_certificate(tmp_path, restore_dask_config):
     from distributed import Client
     from distributed.security import Security
 
