@@ -96,7 +96,7 @@ def _cmd_run(args, console: Console) -> int:
         configs = [with_value(config, key, v) for v in values]  # all validated before anything runs
         stores = sweep_stores(args.store, key, values)
         summaries = []
-        with _client(kind, workers, jobqueue, config) as client:
+        with _client(kind, workers, jobqueue, config, console) as client:
             for i, (cfg, st) in enumerate(zip(configs, stores)):
                 if i:
                     seed_from(stores[i - 1], st)
@@ -107,7 +107,7 @@ def _cmd_run(args, console: Console) -> int:
         if args.json:
             print(json.dumps({"sweep": key, "values": values, "stores": [s.as_json() for s in summaries]}))
         return 0
-    with _client(kind, workers, jobqueue, config) as client:
+    with _client(kind, workers, jobqueue, config, console) as client:
         summary = run(config, args.store, client=client, stages=stages, console=console)
     total = time.perf_counter() - t0
     _print_summary(summary, console)
@@ -118,8 +118,11 @@ def _cmd_run(args, console: Console) -> int:
 
 
 @contextlib.contextmanager
-def _client(kind: str, workers, jobqueue, config):
-    """The run's client; a cluster starts only when a stage first has work (none for a no-op run)."""
+def _client(kind: str, workers, jobqueue, config, console: Console | None = None):
+    """The run's client; a cluster starts only when a stage first has work (none for a no-op run).
+
+    Once it is up, the dashboard address (as dask users expect) and the Slurm job ids are printed.
+    """
     from tasks.cluster import LazyClient, make_client
 
     if kind == "sync":
@@ -129,7 +132,8 @@ def _client(kind: str, workers, jobqueue, config):
     r = config.run
     adapt = (r.min_jobs or 1, r.max_jobs) if r.max_jobs else None
     options = {"wait_timeout": r.wait_timeout, "adapt": adapt, "worker_lifetime": r.worker_lifetime,
-               "lifetime_stagger": r.lifetime_stagger}
+               "lifetime_stagger": r.lifetime_stagger, "tls": r.tls, "dashboard_address": r.dashboard_address,
+               "announce": console.print if console is not None else None}
     client = LazyClient(lambda: make_client(kind, workers, jobqueue, **options))
     try:
         yield client

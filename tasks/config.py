@@ -435,6 +435,16 @@ class Run(_Section):
         None, description="Slurm: workers retire after this Dask duration (e.g. 3h50m, below the walltime)"
     )
     lifetime_stagger: str = Field("5m", description="Slurm: random spread of worker lifetimes")
+    tls: bool = Field(
+        True,
+        description="Slurm: scheduler, workers and client talk TLS with this run's own certificate, so "
+        "nobody else on the cluster can connect to the workers (see deployment/README.md before turning it off)",
+    )
+    dashboard_address: str | None = Field(
+        ":8787",
+        description="local/slurm: where the Dask dashboard listens (':8787'; ':0' any free port; null: no "
+        "dashboard); needs bokeh",
+    )
 
     @model_validator(mode="after")
     def _jobs(self) -> "Run":

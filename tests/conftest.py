@@ -22,3 +22,31 @@ def tiny_config() -> Config:
 @pytest.fixture
 def store(tmp_path):
     return tmp_path / "test.zarr"
+
+
+def _slurm_unavailable() -> str | None:
+    """Why tests marked ``slurm`` cannot run here, or ``None`` when ``sinfo`` answers."""
+    import shutil
+    import subprocess
+
+    hint = "start one with `bash deployment/slurm/local-cluster.sh start` (.ci/run does)"
+    if shutil.which("sinfo") is None:
+        return f"no Slurm: `sinfo` is not on PATH; {hint}"
+    try:
+        r = subprocess.run(["sinfo", "-h", "-o", "%P %T"], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return f"`sinfo` did not answer within 60 s; {hint}"
+    if r.returncode != 0 or not r.stdout.strip():
+        return f"`sinfo` does not answer ({(r.stderr or r.stdout).strip() or 'no partition'}); {hint}"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip the ``slurm`` tests, with the reason, where no Slurm answers (asked once per session)."""
+    marked = [item for item in items if item.get_closest_marker("slurm")]
+    if not marked:
+        return
+    reason = _slurm_unavailable()
+    if reason:
+        for item in marked:
+            item.add_marker(pytest.mark.skip(reason=reason))

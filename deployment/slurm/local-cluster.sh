@@ -4,7 +4,7 @@
 #
 #   deployment/slurm/local-cluster.sh start    # install if missing, configure, start, wait for an idle node
 #   deployment/slurm/local-cluster.sh status   # the daemons we started and `sinfo`
-#   deployment/slurm/local-cluster.sh stop     # stop only the daemons this script started (by its pid files)
+#   deployment/slurm/local-cluster.sh stop     # cancel its jobs, stop only the daemons this script started (pid files)
 #
 # Needs root (it installs Debian's slurm-wlm and munge with apt-get when they are missing, and
 # Slurm's client commands read /etc/slurm/slurm.conf). It writes that file only if it is absent
@@ -129,8 +129,23 @@ cmd_start() {
   echo "stop it with: $0 stop"
 }
 
+cancel_jobs() {
+  # Jobs of this cluster die with it; cancel them first so that their slurmstepd processes
+  # (children of our slurmd, which outlive it) end too, rather than linger as orphans.
+  running slurmctld || return 0
+  local ids
+  ids=$(squeue -h -o %i 2>/dev/null || true)
+  [[ -z "$ids" ]] && return 0
+  echo "cancelling the jobs of this cluster: $(echo $ids)"
+  # shellcheck disable=SC2086
+  scancel $ids 2>/dev/null || true
+  for _ in $(seq 1 60); do [[ -z "$(squeue -h -o %i 2>/dev/null)" ]] && return 0; sleep 0.5; done
+  echo "local-cluster: jobs still ending after 30 s: $(squeue -h -o '%i %T' | tr '\n' ' ')" >&2
+}
+
 cmd_stop() {
   local name pid
+  running slurmd && cancel_jobs
   for name in slurmd slurmctld munged; do
     if running "$name"; then
       pid=$(cat "$STATE/$name.pid")

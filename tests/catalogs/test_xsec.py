@@ -116,7 +116,7 @@ def test_numpy_warnings_survive_aafragpy():
         """
     )
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
 
 

@@ -1,16 +1,11 @@
-"""Tests of tasks.cluster: sync, LocalCluster and Slurm (dask-jobqueue) without a Slurm site.
+"""Tests of tasks.cluster that need no Slurm: sync, LocalCluster, the generated Slurm job script.
 
-The Slurm end-to-end test puts the fake sbatch/squeue/scancel of tests/data/fake_slurm first on
-PATH: sbatch really starts the generated job script in the background, a real Dask worker
-connects, computes, and is cancelled at shutdown.
+Runs on a real Slurm are in test_slurm.py (marker ``slurm``).
 """
 
 import os
-import shutil
-import subprocess
+import stat
 import sys
-import time
-from pathlib import Path
 
 import dask
 import dask.array as da
@@ -19,9 +14,6 @@ import pytest
 import yaml
 
 from tasks import cluster as tc
-
-FAKE_SLURM = Path(__file__).resolve().parents[1] / "data" / "fake_slurm"
-
 
 def _array_result():
     x = da.arange(20_000, chunks=1_000)
@@ -33,50 +25,6 @@ def _write_yaml(path, **slurm):
     base["jobqueue"]["slurm"].update(slurm)
     path.write_text(yaml.safe_dump(base))
     return path
-
-
-# Small, loopback-only resources for jobs started on this machine.
-TEST_JOB = {
-    "cores": 1,
-    "processes": 1,
-    "memory": "1GiB",
-    "walltime": "00:05:00",
-    "queue": "fakepart",
-    "interface": "lo",
-    "death-timeout": 20,
-    "scheduler-options": {"dashboard_address": None},
-}
-
-
-@pytest.fixture
-def fake_slurm(tmp_path, monkeypatch):
-    """Fake Slurm commands first on PATH, with their state directory."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for name in ("sbatch", "squeue", "scancel"):
-        shutil.copy(FAKE_SLURM / name, bin_dir / name)
-        (bin_dir / name).chmod(0o755)  # do not rely on the checkout keeping the exec bit
-    state = tmp_path / "state"
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_SLURM_DIR", str(state))
-    return state
-
-
-def _live_pids_in_group(pgid):
-    """Non-zombie processes whose process group is pgid (Linux /proc)."""
-    live = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        state, group = fields[0], int(fields[2])
-        if group == pgid and state != "Z":
-            live.append(int(entry.name))
-    return live
 
 
 # --- sync and argument errors ---------------------------------------------------------------
@@ -122,7 +70,11 @@ def test_default_job_script():
     assert "export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1" in lines
     worker = lines[-1]
     # python: null -> the interpreter running the client
-    assert worker.startswith(f"{sys.executable} -m distributed.cli.dask_worker tcp://")
+    # TLS by default: the worker gets this run's credentials from the private directory
+    assert worker.startswith(f"{sys.executable} -m distributed.cli.dask_worker tls://")
+    creds = tc.DEFAULT_TLS_DIRECTORY.expanduser()
+    for opt in ("--tls-ca-file", "--tls-cert", "--tls-key"):
+        assert f"{opt} {creds}/.dask-jobqueue.worker." in worker
     for arg in ("--nthreads 1", "--nworkers 16", "--memory-limit 4.00GiB", "--nanny",
                 "--death-timeout 120", "--local-directory ${TMPDIR:-/tmp}"):
         assert arg in worker
@@ -138,55 +90,13 @@ def test_job_script_follows_yaml(tmp_path):
         **{"job-extra-directives": ["--qos=low"], "interface": "lo",
            "scheduler-options": {"dashboard_address": None}},
     )
-    with tc.slurm_cluster(cfg) as cluster:
+    with tc.slurm_cluster(cfg, tls=False) as cluster:
         script = cluster.job_script()
     for directive in ("-p long", "-A astro42", "--cpus-per-task=4", "--mem=10G", "-t 12:00:00", "--qos=low"):
         assert f"#SBATCH {directive}" in script
     assert "/opt/site/venv/bin/python -m distributed.cli.dask_worker tcp://127.0.0.1:" in script
     assert "--nthreads 2 --memory-limit 5.00GiB --nworkers 2" in script
     assert "--interface lo" in script
-
-
-# --- (b) a real job through fake sbatch / squeue / scancel ----------------------------------
-
-
-def test_slurm_end_to_end_with_fake_sbatch(tmp_path, fake_slurm):
-    cfg = _write_yaml(tmp_path / "jq.yaml", **TEST_JOB, **{"local-directory": str(tmp_path / "scratch")})
-    with tc.make_client("slurm", workers=1, jobqueue_config=cfg, wait_timeout=60) as client:
-        assert client.submit(sum, [1, 2, 3]).result() == 6
-        assert _array_result() == pytest.approx(sum(i**2 % 7 for i in range(20_000)))
-        # the worker is the process started by the fake sbatch, not us
-        (job_env,) = client.run(lambda: os.environ.get("SLURM_JOB_ID")).values()
-        (worker_pid,) = client.run(os.getpid).values()
-        assert worker_pid != os.getpid()
-        (pidfile,) = fake_slurm.glob("*.pid")
-        assert pidfile.stem == job_env
-        pgid = int(pidfile.read_text())
-        assert worker_pid in _live_pids_in_group(pgid)
-        squeue = subprocess.run(["squeue"], capture_output=True, text=True, check=True).stdout
-        assert job_env in squeue
-        # dask-jobqueue deleted its temporary script; the fake kept a copy
-        assert "distributed.cli.dask_worker" in (fake_slurm / f"{job_env}.sh").read_text()
-    # closed cleanly: scancel ran and no process of the job is left
-    deadline = time.monotonic() + 15
-    while _live_pids_in_group(pgid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not _live_pids_in_group(pgid), (fake_slurm / f"{job_env}.log").read_text()[-2000:]
-    assert job_env not in subprocess.run(["squeue"], capture_output=True, text=True).stdout
-
-
-def test_slurm_workers_that_never_start(tmp_path, monkeypatch):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "sbatch").write_text('#!/usr/bin/env bash\necho "Submitted batch job 77"\n')
-    (bin_dir / "scancel").write_text("#!/usr/bin/env bash\nexit 0\n")
-    for f in bin_dir.iterdir():
-        f.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    cfg = _write_yaml(tmp_path / "jq.yaml", **TEST_JOB)
-    with pytest.raises(tc.ClusterError, match=r"0 of 1 Dask workers .* within 2 s.*squeue"):
-        with tc.make_client("slurm", workers=1, jobqueue_config=cfg, wait_timeout=2):
-            pass
 
 
 # --- (c) LocalCluster -----------------------------------------------------------------------
@@ -204,30 +114,6 @@ def test_local_cluster_matches_sync():
         assert _array_result() == expected
         assert client.submit(sum, [1, 2, 3]).result() == 6
     assert client.status == "closed"
-
-
-def test_adaptive_slurm_replaces_a_job_that_ends_mid_stage(tmp_path, fake_slurm):
-    # Workers retire after 8 s (their Slurm job ends); adapt() submits a new job and the
-    # stage finishes on it, with every chunk recorded and the same numbers as in-process.
-    sys.path.insert(0, str(Path(__file__).parent / "stages"))
-    from small_store import small_config
-
-    import cube
-    from tasks.runner import run
-
-    config = small_config({}, **{"templates.chunk": 8})
-    jq = _write_yaml(tmp_path / "jq.yaml", **TEST_JOB, **{"local-directory": str(tmp_path / "scratch")})
-    store = tmp_path / "s.zarr"
-    with tc.make_client("slurm", jobqueue_config=jq, wait_timeout=60, adapt=(1, 1), worker_lifetime="8s",
-                        lifetime_stagger="0s") as client:
-        res = run(config, store, client=client, stages=["templates"]).stages["templates"]
-    assert res.chunks_computed == res.chunks_total > 1
-    jobs = sorted(p.stem for p in fake_slurm.glob("*.sh"))
-    assert len(jobs) >= 2, "no job was replaced: the stage finished within one worker lifetime"
-    ref = tmp_path / "ref.zarr"
-    run(config, ref, stages=["templates"])
-    a, b = cube.open(store, "templates").load(), cube.open(ref, "templates").load()
-    np.testing.assert_array_equal(a.rho.values, b.rho.values)
 
 
 def test_adapt_bounds_are_checked():
@@ -254,3 +140,47 @@ def test_lazy_client_starts_a_cluster_only_when_there_is_work(tmp_path):
             assert res.chunks_computed == (res.chunks_total if expect_start else 0)
         finally:
             lazy.close()
+
+
+def test_tls_credentials_are_private_and_removed(tmp_path):
+    shared = tmp_path / "shared" / "tls"
+    cfg = _write_yaml(tmp_path / "jq.yaml", interface="lo", **{"shared-temp-directory": str(shared)})
+    with tc.slurm_cluster(cfg) as cluster:
+        script = cluster.job_script()
+        files = sorted(shared.glob(".dask-jobqueue.worker.*"))
+        assert {f.name.split(".")[3] for f in files} == {"ca_file", "cert", "key"}
+        assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
+        assert stat.S_IMODE(shared.stat().st_mode) == 0o700
+        assert all(str(f) in script for f in files)
+        assert cluster.scheduler_address.startswith("tls://")
+    assert not any(f.exists() for f in files)
+
+
+def test_tls_directory_of_someone_else_is_refused(tmp_path):
+    loose = tmp_path / "loose"
+    loose.mkdir(mode=0o755)
+    loose.chmod(0o755)
+    assert tc._private_directory(loose) == loose  # ours, tightened
+    assert stat.S_IMODE(loose.stat().st_mode) == 0o700
+    if os.getuid() != 0:  # root owns everything it creates; only check the refusal as a user
+        return
+    os.chown(loose, 12345, 12345)
+    with pytest.raises(tc.ClusterError, match="belongs to another user.*shared-temp-directory"):
+        tc._private_directory(loose)
+
+
+def test_dashboard_is_announced_or_explained():
+    lines = []
+    with tc.make_client("local", workers=1, dashboard_address=":0", announce=lines.append) as client:
+        link = client.dashboard_link
+    (line,) = lines
+    try:
+        import bokeh  # noqa: F401
+    except ImportError:
+        assert line == "Dask dashboard: needs bokeh (pip install 'bokeh>=3.1'); running without it"
+    else:
+        assert line == f"Dask dashboard: {link}"
+    lines.clear()
+    with tc.make_client("local", workers=1, dashboard_address=None, announce=lines.append):
+        pass
+    assert lines == []

@@ -64,6 +64,6 @@ def test_bad_sweep_is_one_clear_error(tmp_path):
     for bad, fragment in (("mirroring.f_B_hi=0.3,0.7", "unknown key"), ("mirroring.f_B_high=0.3,1.7", "less than or equal to 1"),
                           ("mirroring.f_B_high", "KEY=V1,V2")):
         r = subprocess.run([sys.executable, "-m", "tasks.cli", "run", "--preset", "quick", "--store", str(tmp_path / "s.zarr"),
-                            "--cluster", "sync", "--sweep", bad], capture_output=True, text=True, timeout=120)
+                            "--cluster", "sync", "--sweep", bad], capture_output=True, text=True, timeout=600)
         assert r.returncode == 2 and fragment in r.stderr and "Traceback" not in r.stderr, r.stderr
         assert not (tmp_path / "s.zarr").exists()
