@@ -199,7 +199,8 @@ def galactic_claims(store, comparisons=None) -> list[dict]:
                 None, share, None, "ballistic; weight x L summed over the templates of the stage / all"))
         peak = _saturation_mass(pop, y, estimator)
         if peak is not None:
-            out.append(_claim("flux_per_mass_peak_Msun", "initial mass [Msun] where the thin disk's 1 TeV gamma-ray luminosity per unit log mass peaks",
+            out.append(_claim("flux_per_mass_peak_Msun",
+                              "initial mass [Msun] where the thin disk's 1 TeV gamma-ray luminosity per unit log mass peaks",
                               3.0, peak, bool(1.5 <= peak <= 6.0),
                               "R_sun, ballistic; our reading of 'saturates near 3 Msun': within a factor 2"))
     if pop is not None and y is not None and "estimator" in pop.weight.dims:

@@ -144,7 +144,8 @@ def test_open_loads_small_coordinates_and_keeps_data_lazy(tmp_path):
     from tasks.runner import run
 
     d = load_preset("quick").model_dump()
-    d["templates"].update(masses=[1.0, 5.0], metallicities=[0.02], snapshots_per_stage={"MS": 2, "RGB": 1, "CHeB": 1, "EAGB": 1, "TPAGB": 1}, radius_points=64)
+    d["templates"].update(masses=[1.0, 5.0], metallicities=[0.02], radius_points=64,
+                          snapshots_per_stage={"MS": 2, "RGB": 1, "CHeB": 1, "EAGB": 1, "TPAGB": 1})
     from tasks.config import Config
 
     store = tmp_path / "s.zarr"

@@ -9,7 +9,6 @@ import sys
 
 import dask
 import dask.array as da
-import numpy as np
 import pytest
 import yaml
 

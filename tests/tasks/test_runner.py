@@ -235,7 +235,9 @@ def test_read_only_store_is_one_message_and_keeps_its_chunks(tiny_config, store)
     run(tiny_config, store, stages=["xsec"])
     before = _load(store)
     cfg = store.parent / "c.yaml"
-    cfg.write_text("preset: quick\nxsec:\n  E_p: {min: 0.1, max: 1.0e5, per_decade: 4}\n  energy: {min: 0.1, max: 100.0, per_decade: 4}\n  chunk: 3\n")
+    cfg.write_text(
+        "preset: quick\nxsec:\n  E_p: {min: 0.1, max: 1.0e5, per_decade: 4}\n  energy: {min: 0.1, max: 100.0, per_decade: 4}\n  chunk: 3\n"
+    )
     r = subprocess.run([sys.executable, "-c", _READ_ONLY_CLI, "run", "--config", str(cfg), "--store", str(store),
                         "--cluster", "sync", "--stages", "xsec"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2, r.stderr

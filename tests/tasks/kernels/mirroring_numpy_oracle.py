@@ -2,7 +2,8 @@
 
 Verbatim copy of ``trajectory_efficiencies`` and ``mirror_efficiency`` from
 tasks/kernels/mirroring.py before the compiled kernel replaced them (padded, block-vectorised
-numpy); node thinning, which the compiled kernel did not change, is the package's own. Kept only so that tests can check that the fast path reproduces its numbers.
+numpy); node thinning, which the compiled kernel did not change, is the package's own. Kept only so
+that tests can check that the fast path reproduces its numbers.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def trajectory_efficiencies(
     X_seg = np.where(active, dY_used * ratio / a, 0.0)
     X_in = np.cumsum(X_seg, axis=-1) - X_seg  # at the top of each segment
     X_half = X_seg.sum(axis=-1)
-    lp0, lg0 = lam_pp[..., 0], lam_pair[..., 0]
+    lp0 = lam_pp[..., 0]
     X_tot = np.where(mirrored, 2.0 * X_half, X_half)
     g_nu = -np.expm1(-X_tot / lp0)
     # outward leg: Gauss nodes t in (0, 1), psi = psi_b + t dpsi, X_in = X_in,top + (1 - t) X_seg

@@ -143,7 +143,8 @@ def test_observer_change_recomputes_sky_and_sed_only(built, tmp_path):
 
 def test_a_user_region_computes_only_itself(built, tmp_path):
     work = _copy(built[0], tmp_path)
-    cfg = _config(**{"sky.regions": [{"name": "cygnus", "l": [60.0, 90.0], "b": [-5.0, 5.0]}, {"name": "anticentre_wrap", "l": [350.0, 10.0], "b": [-2.0, 2.0]}]})
+    regions = [{"name": "cygnus", "l": [60.0, 90.0], "b": [-5.0, 5.0]}, {"name": "anticentre_wrap", "l": [350.0, 10.0], "b": [-2.0, 2.0]}]
+    cfg = _config(**{"sky.regions": regions})
     assert stage_status(STAGES["sed"], cfg, work)["chunks_total"] == 9
     res = run(cfg, work, stages=["sky", "sed"]).stages
     assert res["sky"].chunks_computed == 0
