@@ -100,6 +100,24 @@ PAYLOAD = _Payload()
 MAX_STALLED_ROUNDS = 3
 
 
+#: Seconds a stage waits for a worker to come back after all its workers left (a Slurm job
+#: replaced by adapt may queue and import for minutes before it connects).
+WORKER_RETURN_TIMEOUT = 600.0
+
+
+def _wait_for_a_worker(client, label: str) -> None:
+    """Block until at least one worker is connected (the event), failing only after a long guard."""
+    try:
+        client.wait_for_workers(1, timeout=WORKER_RETURN_TIMEOUT)
+    except (TimeoutError, OSError) as exc:
+        from tasks.cluster import ClusterError
+
+        raise ClusterError(
+            f"stage {label}: every worker left and none came back within {WORKER_RETURN_TIMEOUT:g} s; "
+            "check the cluster (squeue, job logs) and rerun: recorded chunks are kept"
+        ) from exc
+
+
 def _execute(
     tasks: list[tuple[ChunkKey, Callable, tuple]],
     client,
@@ -134,6 +152,8 @@ def _execute(
         while pending:
             round_ += 1
             before = len(pending)
+            if round_ > 1:
+                _wait_for_a_worker(client, label)
             # One copy per worker instead of one per task: payloads can hold a whole model table.
             shared = client.scatter(payload, broadcast=True, hash=False) if payload is not None else None
             futures = {

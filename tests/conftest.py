@@ -7,6 +7,25 @@ import pytest
 from tasks.config import Config, load_preset
 
 
+@pytest.fixture(autouse=True)
+def _dask_scheduler_setting_is_restored():
+    """Put back dask's global ``scheduler`` setting after each test.
+
+    A ``distributed.Client`` that fails or is torn down mid-test can leave
+    ``scheduler: dask.distributed`` behind, which would send a later test's in-process
+    computations to a closed cluster.
+    """
+    import dask
+
+    missing = object()
+    saved = dask.config.config.get("scheduler", missing)
+    yield
+    if saved is missing:
+        dask.config.config.pop("scheduler", None)
+    else:
+        dask.config.config["scheduler"] = saved
+
+
 @pytest.fixture
 def tiny_config() -> Config:
     """The quick preset with a small xsec grid (a few chunks)."""

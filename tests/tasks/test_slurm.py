@@ -296,26 +296,27 @@ def test_unsatisfiable_request_stops_at_once_and_keeps_the_store(tmp_path, refer
 # --- TLS: nobody else can use our workers --------------------------------------------------------
 
 
-@pytest.fixture
-def restore_dask_config():
-    """A ``distributed.Client`` that fails to connect leaves ``scheduler: dask.distributed`` in the
-    global dask configuration (it sets it before connecting and only unsets it on close): put
-    back what was there, so later in-process computations keep their scheduler."""
-    import dask
-
-    missing = object()
-    saved = dask.config.config.get("scheduler", missing)
-    yield
-    if saved is missing:
-        dask.config.config.pop("scheduler", None)
-    else:
-        dask.config.config["scheduler"] = saved
+_CONNECT = """
+import sys
+from distributed import Client
+from distributed.security import Security
+address, kind = sys.argv[1], sys.argv[2]
+security = Security.temporary() if kind == "other-certificate" else None
+try:
+    Client(address, security=security, timeout="30s")
+    print("CONNECTED")
+except Exception as exc:  # what a refused client sees
+    print(f"REFUSED {type(exc).__name__}: {exc}")
+"""
 
 
-def test_tls_refuses_clients_without_this_runs_certificate(tmp_path, restore_dask_config):
-    from distributed import Client
-    from distributed.security import Security
+def _try_to_connect(address: str, kind: str) -> str:
+    # each client in a fresh process: a refused Client leaves dask state behind in its process
+    r = subprocess.run([sys.executable, "-c", _CONNECT, address, kind], capture_output=True, text=True, timeout=GUARD)
+    return r.stdout.strip().splitlines()[-1] if r.stdout.strip() else r.stderr
 
+
+def test_tls_refuses_clients_without_this_runs_certificate(tmp_path):
     jq, _ = _jobqueue(tmp_path)
     with tc.make_client("slurm", 1, jq, wait_timeout=GUARD) as client:
         address = client.scheduler.address
@@ -324,15 +325,13 @@ def test_tls_refuses_clients_without_this_runs_certificate(tmp_path, restore_das
         creds = sorted(Path(tc.DEFAULT_TLS_DIRECTORY).expanduser().glob(".dask-jobqueue.worker.*"))
         assert creds and all(f.stat().st_mode & 0o777 == 0o600 for f in creds)
         assert Path(tc.DEFAULT_TLS_DIRECTORY).expanduser().stat().st_mode & 0o777 == 0o700
-        # a plain client: no TLS at all
-        with pytest.raises(Exception, match="TLS"):
-            Client(address, timeout="30s")
-        # a plain TCP client at the TLS port
-        with pytest.raises(OSError):
-            Client(address.replace("tls://", "tcp://"), timeout="30s")
-        # TLS, but another certificate (someone else's temporary one)
-        with pytest.raises(OSError, match="certificate"):
-            Client(address, security=Security.temporary(), timeout="30s")
+        plain = _try_to_connect(address, "no-tls")  # no TLS at all
+        assert plain.startswith("REFUSED") and "TLS" in plain, plain
+        tcp = _try_to_connect(address.replace("tls://", "tcp://"), "no-tls")  # plain TCP at the TLS port
+        assert tcp.startswith("REFUSED"), tcp
+        other = _try_to_connect(address, "other-certificate")  # TLS with someone else's certificate
+        assert other.startswith("REFUSED") and "certificate" in other.lower(), other
+        assert client.submit(sum, [4, 5]).result() == 9  # ours still works
     assert not any(f.exists() for f in creds), "credentials left on disk after the run"
 
 
