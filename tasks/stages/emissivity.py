@@ -3,7 +3,8 @@
 Reads the ``population`` weights and the ``yields`` luminosities: the mean luminosity per
 star of each population is one matrix product, L_bar = weights @ L(model, E), done per
 Monte Carlo batch so that the batch spread gives its standard error (docs/physics.md P6, paper
-Eq. 19).  No star is sampled here: a yields-only change reruns this product alone.
+Eq. 19), with the weights of the estimator ``galaxy.estimator`` names.  No star is sampled
+here: a yields-only change, or a change of estimator, reruns this product alone.
 
 Units: n in pc^-3 in the cube, converted to cm^-3 for q [TeV^-1 s^-1 cm^-3].  The
 thin-disk population of a cell is the one with the cell's [Fe/H] offset; the bulge's young

@@ -10,6 +10,10 @@ offset ``feh_R_slope (R - R_sun) + feh_z_slope |z|`` of the (R, z) grid (one per
 when ``feh_z_slope`` is 0).  A population's fingerprint holds the template coordinates,
 the IMF and Monte Carlo settings and only its own component's age and metallicity
 parameters, so changing ``galaxy.thick.age_mean`` resamples the thick disk alone.
+
+Both estimators (``eep``, the default, and the paper's ``knn``) weigh the same sampled stars
+and are stored along ``estimator``: ``galaxy.estimator`` is read by the emissivity stage only,
+so switching it samples no star.
 """
 
 from __future__ import annotations
