@@ -40,9 +40,6 @@ SOLAR_ENERGIES = (0.5, 1.0, 2.6, 10.0, 100.0)
 #: accurate to ~1e-5 (tasks/config.py YieldsStage), the bound and the yields share the E_p rule.
 BOUND_TOLERANCE = 1e-3
 
-#: Template stages (docs/physics.md P5), in evolutionary order.
-STAGES = ("MS", "RGB", "CHeB", "EAGB", "TPAGB")
-
 
 def _loglog(x_new, x, y):
     y = np.asarray(y, float)
@@ -62,8 +59,7 @@ def solar_check(store, energies=SOLAR_ENERGIES) -> dict:
         ``hawc`` (gamma, only meaningful 0.5-2.6 TeV); ``black_sphere`` -> ``gamma``/``nu``;
         ``calibration``, ``calibration_mode``, ``ratio_uncalibrated_1TeV``, ``solar_model``.
     """
-    from catalogs.cr_spectrum import proton_intensity
-    from tasks.kernels.luminosity import AU_CM, flux_at_earth, hawc_flux, yield_matrix
+    from tasks.kernels.luminosity import AU_CM, flux_at_earth, hawc_flux
     from tasks.stages.yields import MESSENGERS, solar_index
 
     y = cstore.open_group_if_exists(store, "yields")
@@ -72,8 +68,7 @@ def solar_check(store, energies=SOLAR_ENERGIES) -> dict:
     if y is None or xs is None or tpl is None:
         raise cstore.StoreError(f"store {store} has no yields cube yet; run `stardiffuse run --stages yields`")
     cfg = y.attrs["config"]
-    cr, mi = cfg["cosmic_rays"], cfg["mirroring"]
-    n_nuc = cfg["interactions"]["nuclear_enhancement"]
+    mi = cfg["mirroring"]
     sun = solar_index(tpl)
     E = y.energy.values
     E_out = np.asarray(energies, float)
@@ -84,12 +79,7 @@ def solar_check(store, energies=SOLAR_ENERGIES) -> dict:
             L = y.luminosity.isel(model=sun).sel(scenario=scen, messenger=msg).values
             out[scen][msg] = (E_out**2 * _loglog(E_out, E, flux_at_earth(L, AU_CM))).tolist()
     out["hawc"] = (E_out**2 * hawc_flux(E_out, mi["hawc_norm"], mi["hawc_index"])).tolist()
-    E_p = xs.E_p.values
-    intensity = proton_intensity(E_p, cr["norm"], cr["indices"], cr["breaks"], cr["norm_energy"])
-    dsig = np.moveaxis(xs.dsigma_dE.sel(messenger=list(MESSENGERS)).values, -1, 0)
-    K = yield_matrix(E_p, xs.sigma_inel.values, dsig, intensity)
-    R = float(tpl.R_star.isel(model=sun))
-    L_bs = n_nuc * 4.0 * np.pi**2 * R**2 * K.sum(axis=1)
+    L_bs = float(tpl.R_star.isel(model=sun)) ** 2 * _black_sphere_per_area(y, xs)
     out["black_sphere"] = {
         msg: (E_out**2 * _loglog(E_out, E, flux_at_earth(L_bs[i], AU_CM))).tolist() for i, msg in enumerate(MESSENGERS)
     }
@@ -287,6 +277,21 @@ def region_mean_of_templates(store, region: str, L_model) -> np.ndarray:
     return wq @ I / wq.sum()
 
 
+def _black_sphere_per_area(y, xs) -> np.ndarray:
+    """N_nuc 4 pi^2 int dE_p I_p (1/sigma) dsigma/dE, (messenger [gamma, nu], energy) [TeV^-1 s^-1 cm^-2]:
+    the black-sphere luminosity per R_star^2, with the yields cube's CR spectrum and N_nuc."""
+    from catalogs.cr_spectrum import proton_intensity
+    from tasks.kernels.luminosity import yield_matrix
+    from tasks.stages.yields import MESSENGERS
+
+    cfg = y.attrs["config"]
+    cr, n_nuc = cfg["cosmic_rays"], cfg["interactions"]["nuclear_enhancement"]
+    E_p = xs.E_p.values
+    intensity = proton_intensity(E_p, cr["norm"], cr["indices"], cr["breaks"], cr["norm_energy"])
+    dsig = np.moveaxis(xs.dsigma_dE.sel(messenger=list(MESSENGERS)).values, -1, 0)
+    return n_nuc * 4.0 * np.pi**2 * yield_matrix(E_p, xs.sigma_inel.values, dsig, intensity).sum(axis=1)
+
+
 def black_sphere_luminosity(store) -> np.ndarray:
     """Black-sphere luminosity of every template, (model, messenger [gamma, nu], energy) [TeV^-1 s^-1].
 
@@ -294,20 +299,10 @@ def black_sphere_luminosity(store) -> np.ndarray:
     star interacts once and nothing is absorbed (docs/physics.md P3-P4), the largest any
     template can give.  Scales with R_star^2 only, so weight @ L_bs is the population's <R^2>.
     """
-    from catalogs.cr_spectrum import proton_intensity
-    from tasks.kernels.luminosity import yield_matrix
-    from tasks.stages.yields import MESSENGERS
-
     y = cstore.open_group_if_exists(store, "yields")
     xs = cstore.open_group_if_exists(store, "xsec")
-    cfg = y.attrs["config"]
-    cr, n_nuc = cfg["cosmic_rays"], cfg["interactions"]["nuclear_enhancement"]
-    E_p = xs.E_p.values
-    intensity = proton_intensity(E_p, cr["norm"], cr["indices"], cr["breaks"], cr["norm_energy"])
-    dsig = np.moveaxis(xs.dsigma_dE.sel(messenger=list(MESSENGERS)).values, -1, 0)
-    k = yield_matrix(E_p, xs.sigma_inel.values, dsig, intensity).sum(axis=1)  # (2, n_E)
     R = y.R_star.values
-    return n_nuc * 4.0 * np.pi**2 * R[:, None, None] ** 2 * k[None]
+    return R[:, None, None] ** 2 * _black_sphere_per_area(y, xs)[None]
 
 
 def unabsorbed_ballistic_gamma(store) -> np.ndarray:
@@ -403,15 +398,22 @@ def _explaining_claims(store, intensity, E, lhaaso_inner) -> list[dict]:
     return out
 
 
+def _ballistic_nu_1TeV(y) -> np.ndarray:
+    """Ballistic all-flavour neutrino luminosity of every template at 1 TeV [TeV^-1 s^-1], non-finite as 0."""
+    L = y.luminosity.sel(scenario="ballistic", messenger="nu").sel(energy=1.0, method="nearest").values
+    return np.where(np.isfinite(L), L, 0.0)
+
+
 def _stage_shares(pop, y, estimator: str | None = None) -> dict[str, float]:
     """Share of the thin disk's 1 TeV ballistic neutrino luminosity at R_sun per template stage.
 
     weight x L summed over the templates of each stage / the sum over all templates
     (dimensionless; non-finite luminosities count as zero).
     """
+    from catalogs.stellar.tracks import STAGES
+
     w = _population_weight(pop, estimator).isel(population=_thin_at_sun(pop)).values
-    L = y.luminosity.sel(scenario="ballistic", messenger="nu").sel(energy=1.0, method="nearest").values
-    wl = w * np.where(np.isfinite(L), L, 0.0)
+    wl = w * _ballistic_nu_1TeV(y)
     stage = np.asarray(y.stage.values).astype(str)
     total = wl.sum()
     return {s: float(wl[stage == s].sum() / total) if total > 0 else 0.0 for s in STAGES}
@@ -424,8 +426,7 @@ def _estimator_claims(pop, y) -> list[dict]:
     Per component (the thin disk at R_sun), ballistic neutrinos at 1 TeV, which giants
     dominate: the estimators differ where k-NN lends giant templates to main-sequence stars.
     """
-    L = y.luminosity.sel(scenario="ballistic", messenger="nu").sel(energy=1.0, method="nearest").values
-    L = np.where(np.isfinite(L), L, 0.0)
+    L = _ballistic_nu_1TeV(y)
     comp = pop.component.values.astype(str)
     rows = {c: int(np.flatnonzero(comp == c)[0]) for c in ("bulge", "bulge_young", "thick") if (comp == c).any()}
     if (comp == "thin").any():

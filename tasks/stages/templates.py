@@ -224,6 +224,7 @@ def _structure(config) -> dict:
     return {"alpha_mlt": t.atmosphere.alpha_mlt, "radius": radius_grid(t.radius_points, t.depth_min)}
 
 
+#: The row values a generator profile depends on, in the argument order of ``envelope_profiles``.
 _STRUCTURE_INPUTS = ("M_star", "R_star", "L_star", "Teff", "X", "metallicity")
 
 
@@ -232,9 +233,7 @@ def _check_envelopes(rows: dict, alpha_mlt: float, radius: np.ndarray) -> list[s
     from catalogs.stellar.envelope import envelope_profiles
 
     r = {k: np.asarray(v, float) for k, v in rows.items()}
-    prof = envelope_profiles(
-        r["M_star"], r["R_star"], r["L_star"], r["Teff"], r["X"], r["metallicity"], radius, alpha_mlt=alpha_mlt
-    )
+    prof = envelope_profiles(*(r[k] for k in _STRUCTURE_INPUTS), radius, alpha_mlt=alpha_mlt)
     return [str(f) for f in prof.failure]
 
 
@@ -330,7 +329,7 @@ def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
         rho, v_conv, column = (np.zeros((stop - start, radius.size)) for _ in range(3))
         if ok.any():
             prof = envelope_profiles(
-                *(np.asarray(meta[k], float)[ok] for k in ("M_star", "R_star", "L_star", "Teff", "X", "metallicity")),
+                *(np.asarray(meta[k], float)[ok] for k in _STRUCTURE_INPUTS),
                 radius,
                 alpha_mlt=payload["alpha_mlt"],
             )
