@@ -31,10 +31,9 @@ def _config(**over) -> Config:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    store = tmp_path_factory.mktemp("sky") / "s.zarr"
-    summary = run(_config(), store, stages=["sky", "sed"])
-    return store, summary
+def built(tiny_store, tiny_summary):
+    """The session's tiny store (tests/data/tiny.yaml, equal to :func:`_config`) and the run that built it."""
+    return tiny_store, tiny_summary
 
 
 def _copy(store, tmp_path):
