@@ -55,7 +55,8 @@ from catalogs.cr_spectrum import proton_intensity  # noqa: E402
 from catalogs.stellar.grid import radius_grid  # noqa: E402
 from tasks.config import Config, load_preset  # noqa: E402
 from tasks.kernels.luminosity import hawc_calibration_factor, template_luminosity  # noqa: E402
-from tasks.stages.templates import MODEL_COORDS, compute, model_table  # noqa: E402
+from cube.axes import MODEL_COORDS  # noqa: E402
+from tasks.stages.templates import TemplatesPayload, compute, model_table  # noqa: E402
 from tasks.stages.yields import kernel_arguments, solar_index, surface_parameters  # noqa: E402
 
 MASSES = [0.1, 0.3, 0.5, 0.8, 1.0, 1.2, 1.41]
@@ -99,7 +100,8 @@ def build_templates(cfg: Config, scratch: Path) -> xr.Dataset:
     meta["stage"] = meta["stage"].astype(str)
     meta["source"] = meta["source"].astype(str)
     meta["X"] = table["X"].to_numpy(float)
-    return compute(0, len(table), {"radius": radius, "meta": meta, "alpha_mlt": t.atmosphere.alpha_mlt, "profiles": None})
+    payload = TemplatesPayload(radius=radius, meta=meta, alpha_mlt=t.atmosphere.alpha_mlt, profiles=None)
+    return compute(0, len(table), payload)
 
 
 class Runner:

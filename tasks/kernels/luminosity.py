@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import astropy.constants as ac
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.optimize import minimize_scalar
@@ -28,8 +27,6 @@ from tasks.kernels.surface import KRAFT_MASS, f_B as f_B_of_mass, is_main_sequen
 
 __all__ = [
     "AU_CM",
-    "SCENARIOS",
-    "MESSENGERS",
     "TemplateLuminosity",
     "log_trapezoid_weights",
     "impact_weights",
@@ -44,9 +41,8 @@ __all__ = [
     "hawc_calibration_factor",
 ]
 
-AU_CM: float = ac.au.to("cm").value
-SCENARIOS: tuple[str, str] = ("ballistic", "mirroring")
-MESSENGERS: tuple[str, str] = ("gamma", "nu")
+#: The astronomical unit in cm, exact by definition (IAU 2012 Resolution B2).
+AU_CM: float = 1.495978707e13
 
 
 class TemplateLuminosity(NamedTuple):
