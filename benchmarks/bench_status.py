@@ -6,6 +6,8 @@ emissivity cubes of a library of a few thousand generator models (40 masses 0.1-
 paper's sky (nside 256) planned but not run. Then, each in a fresh subprocess (so that
 imports count as a user sees them):
 
+0. every stage's ``prepare`` (when the code has one), so that the store holds what a run of
+   every stage leaves behind (the sky itself is not computed);
 1. ``python -m tasks.cli status --config CFG --store STORE``, wall seconds (best of ``--repeat``);
 2. a driver that times ``import tasks.cli, tasks.runner, tasks.stages`` and then
    :func:`tasks.runner.stage_status` per stage, and lists which heavy modules
@@ -93,6 +95,23 @@ def build(store: Path, cfg: Path) -> None:
     print(f"built {store} in {time.perf_counter() - t0:.1f} s")
 
 
+WARM = r"""
+import sys
+import tasks.stages
+from tasks.config import load_config
+config = load_config(sys.argv[1])
+for name in tasks.stages.resolve(None):
+    prepare = getattr(tasks.stages.STAGES[name], "prepare", None)  # code without prepare steps: nothing to do
+    if prepare is not None:
+        prepare(config, sys.argv[2], None)
+"""
+
+
+def warm(store: Path, cfg: Path) -> None:
+    """Leave the caches a run of every stage would leave (``prepare``), without computing the sky."""
+    subprocess.run([sys.executable, "-c", WARM, str(cfg), str(store)], check=True, cwd=ROOT, env=_env())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--store", default=str(Path(tempfile.gettempdir()) / "bench_status.zarr"))
@@ -109,6 +128,7 @@ def main() -> None:
     masses = sorted({round(float(m), 4) for m in np.geomspace(0.1, 25.0, 40)} | {1.0})
     cfg.write_text(CONFIG.format(masses=masses))
     build(store, cfg)
+    warm(store, cfg)
 
     import zarr
 

@@ -197,8 +197,8 @@ def _clipped_share(galaxy, R, z, index, clipped_fraction) -> dict[str, float]:
 def plan(config, store, client=None) -> StagePlan:
     """Template, one fingerprint per R row, and the product's payload."""
     g = config.galaxy
-    pop = cstore.open_group_if_exists(store, "population")
-    y = cstore.open_group_if_exists(store, "yields")
+    pop = cstore.open_group_if_exists(store, "population", dask=False)
+    y = cstore.open_group_if_exists(store, "yields", dask=False)
     if pop is None or y is None:
         missing = [n for n, d in (("population", pop), ("yields", y)) if d is None]
         raise MissingInputError(f"run the {', '.join(missing)} stage(s) first")

@@ -219,10 +219,10 @@ def compute(start: int, stop: int, payload: PopulationPayload) -> xr.Dataset:
 
 
 def _template_coords(store) -> xr.Dataset:
-    tpl = cstore.open_group_if_exists(store, "templates")
+    tpl = cstore.open_group_if_exists(store, "templates", dask=False)
     if tpl is None:
         raise MissingInputError("run the templates stage first")
-    return xr.Dataset({k: tpl[k] for k in MODEL_COORDS}).load()
+    return xr.Dataset({k: ("model", tpl[k].values) for k in MODEL_COORDS})  # one read per coordinate
 
 
 def plan(config, store, client=None) -> StagePlan:

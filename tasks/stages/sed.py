@@ -123,7 +123,7 @@ def plan(config, store, client=None) -> StagePlan:
 
     s = config.sky
     key = upstream_key(store)
-    energy = cstore.open_group_if_exists(store, "emissivity").energy.values
+    energy = cstore.open_group_if_exists(store, "emissivity", dask=False).energy.values
     boxes = regions(s)
     names = np.array(list(boxes))
     n = names.size

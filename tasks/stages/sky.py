@@ -263,7 +263,7 @@ def compute(start: int, stop: int, payload: SkyPayload) -> xr.Dataset:
 
 def upstream_key(store) -> str:
     """Fingerprint of the whole emissivity cube (what every sky and sed chunk reads)."""
-    if cstore.open_group_if_exists(store, "emissivity") is None:
+    if cstore.open_group_if_exists(store, "emissivity", dask=False) is None:
         raise MissingInputError("run the emissivity stage first")
     return upstream_fingerprint(store, "emissivity")
 
@@ -335,7 +335,7 @@ def plan(config, store, client=None) -> StagePlan:
     """Template (pixels with l, b from :func:`prepare`'s cache), chunk fingerprints and the payload."""
     s = config.sky
     key = upstream_key(store)
-    e = cstore.open_group_if_exists(store, "emissivity")
+    e = cstore.open_group_if_exists(store, "emissivity", dask=False)
     energy = e.energy.values
     centres = _read_centres(_centres_path(store, s.nside), s.nside)
     if centres is None:

@@ -247,8 +247,8 @@ def compute(start: int, stop: int, payload: YieldsPayload) -> xr.Dataset:
 
 
 def _read_inputs(store):
-    xs = cstore.open_group_if_exists(store, "xsec")
-    tpl = cstore.open_group_if_exists(store, "templates")
+    xs = cstore.open_group_if_exists(store, "xsec", dask=False)
+    tpl = cstore.open_group_if_exists(store, "templates", dask=False)
     if xs is None or tpl is None:
         missing = [n for n, d in (("xsec", xs), ("templates", tpl)) if d is None]
         raise MissingInputError(f"run the {', '.join(missing)} stage(s) first")
@@ -270,7 +270,7 @@ class _Inputs:
 
 def _inputs(config, store) -> _Inputs:
     xs, tpl = _read_inputs(store)
-    tpl_meta = xr.Dataset({k: tpl[k] for k in MODEL_COORDS}).load()
+    tpl_meta = xr.Dataset({k: ("model", tpl[k].values) for k in MODEL_COORDS})  # one read per coordinate
     xsec = {
         "E_p": xs.E_p.values,
         "energy": xs.energy.values,
