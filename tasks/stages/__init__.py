@@ -14,8 +14,10 @@ Adding a stage (say per-flavour oscillated neutrinos) touches only:
 3. ``tasks/config.py``: its configuration section;
 4. ``tests/tasks/stages/test_<name>.py`` (and the kernel's tests).
 
-No list elsewhere names the stages (before: ``_DECLARED`` here and ``cube.schema.SCHEMAS``
-had to list it too; the shared axis names come from :mod:`cube.axes`).
+Places that register a stage: one, its module's ``STAGE`` (before this layout, three:
+``STAGE``, the ``_DECLARED`` tuple of this package and the ``cube.schema.SCHEMAS`` table, with
+the scenario and messenger names copied into the module; they now come from
+:mod:`cube.axes`). A new messenger or scenario is added in :mod:`cube.axes`.
 """
 
 from __future__ import annotations
