@@ -459,6 +459,8 @@ def _not_prepared(config, store) -> NotPreparedError:
     t = config.templates
     pairs = [(float(m), float(z)) for z in sorted(set(t.metallicities)) for m in sorted(set(t.masses))]
     todo = sum(not _cache_path(store, _track_key(config, m, z)).is_file() for m, z in pairs)
+    if todo == 0:  # e.g. a store made before the library cache: a run assembles it, computing only what is stale
+        return NotPreparedError("the template library of this configuration is not assembled yet (every track is cached)")
     return NotPreparedError(
         f"the template library of this configuration is not built yet ({todo} of {len(pairs)} tracks to evolve)"
     )
