@@ -44,6 +44,7 @@ from tasks.kernels.ballistic import lambda_pair, lambda_pp  # noqa: E402
 from tasks.kernels.chords import chord_columns, impact_grid  # noqa: E402
 from tasks.kernels.luminosity import ballistic_efficiency, impact_weights, template_luminosity  # noqa: E402
 from tasks.kernels.mirroring import mirror_efficiency  # noqa: E402
+from quadrature import FINE, fine_quad  # noqa: E402
 
 
 def make_templates(n: int, seed: int = 0, stage: str = "MS", n_r: int = 300) -> dict:
@@ -81,14 +82,14 @@ def main() -> None:
     t = make_templates(1, stage="MS", n_r=args.n_r)
     t0 = time.perf_counter()
     template_luminosity(t["radius"], t["rho"], t["v_conv"], t["column"], t["R_star"], t["mass_init"],
-                        t["age"], t["stage"], E_p, sig, ds)
+                        t["age"], t["stage"], E_p, sig, ds, **FINE)
     print(f"first call (numba compile or cache load, not counted below): {time.perf_counter() - t0:.2f} s")
 
     for stage in ("MS", "HG+RGB"):
         t = make_templates(args.n_templates, stage=stage, n_r=args.n_r)
         t0 = time.perf_counter()
         template_luminosity(t["radius"], t["rho"], t["v_conv"], t["column"], t["R_star"], t["mass_init"],
-                            t["age"], t["stage"], E_p, sig, ds)
+                            t["age"], t["stage"], E_p, sig, ds, **FINE)
         dt = time.perf_counter() - t0
         print(f"kernel, all templates {stage:7s}: {args.n_templates / dt:8.1f} templates/s/core "
               f"({1e3 * dt / args.n_templates:.2f} ms each)")
@@ -99,7 +100,7 @@ def main() -> None:
         lp_all, lg0 = lambda_pp(sig), lambda_pair(0.70)
         targs = (t["radius"], t["rho"], t["v_conv"], t["column"], t["R_star"], fb, E_p, lp_all, lg0)
         t0 = time.perf_counter()
-        new = mirror_efficiency(*targs)
+        new = mirror_efficiency(*targs, **FINE)
         t_new = time.perf_counter() - t0
         t0 = time.perf_counter()
         old = ORACLE.mirror_efficiency(*targs)
@@ -135,14 +136,14 @@ def main() -> None:
     # mirroring, small direction grid (2 x 8) on both sides
     t0 = time.perf_counter()
     ref_m = np.array([[REF.mirror_efficiency_quad(t["radius"], t["rho"][i], t["v_conv"][i], t["column"][i, -1],
-                                                   t["R_star"][i], fb, eps[k], lp[k], lg, n_mu_b=2, n_gamma=8)
+                                                   t["R_star"][i], fb, eps[k], lp[k], lg, n_mu_b=2, n_gamma=8, u_max=9.0)
                        for k in range(eps.size)] for i in range(n)])
     tr_m = time.perf_counter() - t0
     for label, kw in (("default (node_tol=0.03, n_gauss=4)", {}),
                       ("exact model (node_tol=0, n_gauss=4)", dict(node_tol=0.0, n_gauss=4))):
         t0 = time.perf_counter()
         kg, kn = mirror_efficiency(t["radius"], t["rho"], t["v_conv"], t["column"], t["R_star"], np.full(n, fb),
-                                   eps, lp, lg, n_mu_b=2, n_gamma=8, **kw)
+                                   eps, lp, lg, **fine_quad(n_mu_b=2, n_gamma=8, **kw))
         tk_m = time.perf_counter() - t0
         err_g = np.max(np.abs(kg / ref_m[:, :, 0] - 1))
         err_n = np.max(np.abs(kn / ref_m[:, :, 1] - 1))

@@ -55,12 +55,13 @@ from catalogs.cr_spectrum import proton_intensity  # noqa: E402
 from catalogs.stellar.grid import radius_grid  # noqa: E402
 from tasks.config import Config, load_preset  # noqa: E402
 from tasks.kernels.luminosity import hawc_calibration_factor, template_luminosity  # noqa: E402
-from tasks.stages.templates import MODEL_COORDS, compute, model_table  # noqa: E402
+from cube.axes import MODEL_COORDS  # noqa: E402
+from tasks.stages.templates import TemplatesPayload, compute, model_table  # noqa: E402
 from tasks.stages.yields import kernel_arguments, solar_index, surface_parameters  # noqa: E402
 
 MASSES = [0.1, 0.3, 0.5, 0.8, 1.0, 1.2, 1.41]
 METALLICITIES = [0.002, 0.02]
-REFERENCE = dict(n_b=256, n_mu_b=12, n_gamma=96, n_gauss=8, node_tol=0.0, saturation=40.0)
+REFERENCE = dict(n_b=256, n_mu_b=12, n_gamma=96, n_gauss=8, node_tol=0.0, saturation=40.0, u_min=-9.0, u_max=9.0)
 DEFAULT_CANDIDATES = (
     "6,48,4,0.03,15;"  # current defaults
     "6,48,3,0.03,15;6,48,2,0.03,15;"
@@ -99,7 +100,8 @@ def build_templates(cfg: Config, scratch: Path) -> xr.Dataset:
     meta["stage"] = meta["stage"].astype(str)
     meta["source"] = meta["source"].astype(str)
     meta["X"] = table["X"].to_numpy(float)
-    return compute(0, len(table), {"radius": radius, "meta": meta, "alpha_mlt": t.atmosphere.alpha_mlt, "profiles": None})
+    payload = TemplatesPayload(radius=radius, meta=meta, alpha_mlt=t.atmosphere.alpha_mlt, profiles=None)
+    return compute(0, len(table), payload)
 
 
 class Runner:
@@ -169,7 +171,8 @@ def speed(run: Runner, repeat: int, **quad) -> float:
 
 def parse(c: str) -> dict:
     p = c.split(",")
-    q = dict(n_mu_b=int(p[0]), n_gamma=int(p[1]), n_gauss=int(p[2]), node_tol=float(p[3]), saturation=float(p[4]))
+    q = dict(n_mu_b=int(p[0]), n_gamma=int(p[1]), n_gauss=int(p[2]), node_tol=float(p[3]), saturation=float(p[4]),
+             u_min=-9.0, u_max=9.0)
     if len(p) > 5:  # tanh-rule range u in [u_min, u_max] (default [-9, 9])
         q.update(u_min=float(p[5]), u_max=float(p[6]))
     if len(p) > 7:  # alpha rule ("half" | "even") and Gauss nodes in the turning segment (0: n_gauss)

@@ -41,8 +41,8 @@ __all__ = [
     "dsigma_dE",
 ]
 
-#: Messengers produced by this module, in cube order.
-MESSENGERS: tuple[str, ...] = ("gamma", "nu")
+#: Messengers produced by this module, in cube order (the shared names of :mod:`cube.axes`).
+from cube.axes import MESSENGERS  # noqa: E402
 
 #: aafragpy secondary name per messenger. 'nu_all' is summed by aafragpy from
 #: the tabulated nu_e + anti-nu_e + nu_mu + anti-nu_mu columns (no nu_tau at

@@ -1,6 +1,8 @@
 """The public contract of every cube: group names, dims, variables, coordinates and units.
 
-This module is the single place where ``docs/design.md``'s cube table lives in code.  It knows
+It holds the schema types, the check and a registry by group name; each group's schema is
+declared beside the stage that writes it (``tasks/stages/<group>.py``), from the shared axes
+of :mod:`cube.axes`, and together they are ``docs/design.md``'s cube table in code.  It knows
 names and units only, nothing about how the numbers are made.
 """
 
@@ -16,7 +18,10 @@ __all__ = [
     "VarSpec",
     "GroupSchema",
     "SCHEMAS",
+    "SCHEMA_ATTR",
     "SchemaError",
+    "register",
+    "freeze",
     "validate",
     "get_schema",
     "apply_metadata",
@@ -49,7 +54,13 @@ class VarSpec:
 
 @dataclass(frozen=True)
 class GroupSchema:
-    """Schema of one group: its dims, its data variables and its coordinates."""
+    """Schema of one group: its dims, its data variables and its coordinates.
+
+    The pipeline's schemas are declared by the stages that write them (``tasks/stages/``)
+    and registered with :func:`register`; every group written also stores its schema in the
+    group attribute :data:`SCHEMA_ATTR`, read back by :func:`get_schema` when the group is
+    not registered in this process.
+    """
 
     name: str
     dims: tuple[str, ...]
@@ -59,275 +70,91 @@ class GroupSchema:
     required_attrs: tuple[str, ...] = field(default=("config", "code_version"))
     optional: tuple[str, ...] = ()  # variables, coordinates and dims that may be absent
 
+    def as_dict(self) -> dict:
+        """The schema as plain JSON-able values (the inverse of :meth:`from_dict`)."""
+        spec = lambda v: {"dims": list(v.dims), "units": v.units, "long_name": v.long_name}  # noqa: E731
+        return {
+            "name": self.name,
+            "dims": list(self.dims),
+            "chunk_dim": self.chunk_dim,
+            "data_vars": {k: spec(v) for k, v in self.data_vars.items()},
+            "coords": {k: spec(v) for k, v in self.coords.items()},
+            "required_attrs": list(self.required_attrs),
+            "optional": list(self.optional),
+        }
 
-_MODEL_COORDS = {
-    "mass_init": VarSpec(("model",), "Msun", "initial stellar mass"),
-    "metallicity": VarSpec(("model",), "1", "initial metal mass fraction Z"),
-    "age": VarSpec(("model",), "yr", "stellar age of the snapshot"),
-    "stage": VarSpec(("model",), "", "evolutionary stage (MS, RGB, CHeB, EAGB, TPAGB)"),
-    "duration": VarSpec(("model",), "yr", "time span the snapshot stands for"),
-    "R_star": VarSpec(("model",), "cm", "photospheric radius"),
-    "M_star": VarSpec(("model",), "Msun", "current stellar mass"),
-    "L_star": VarSpec(("model",), "Lsun", "luminosity"),
-    "Teff": VarSpec(("model",), "K", "effective temperature"),
-    "source": VarSpec(("model",), "", "where the model comes from (generator or a MESA LOGS path)"),
-    "valid": VarSpec(("model",), "", "the structure model has a solution (False: zero profiles and yields, no weight)"),
-    "invalid_reason": VarSpec(("model",), "", "why the model is not valid (empty when valid)"),
-}
-
-_ENERGY = VarSpec(("energy",), "TeV", "secondary particle energy")
-_SCENARIO = VarSpec(("scenario",), "", "cosmic-ray transport scenario")
-_MESSENGER = VarSpec(("messenger",), "", "secondary messenger (nu = all flavours, nu + anti-nu)")
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "GroupSchema":
+        """The schema :meth:`as_dict` wrote."""
+        spec = lambda v: VarSpec(tuple(v["dims"]), v["units"], v["long_name"])  # noqa: E731
+        return cls(
+            name=d["name"],
+            dims=tuple(d["dims"]),
+            chunk_dim=d["chunk_dim"],
+            data_vars=freeze({k: spec(v) for k, v in d["data_vars"].items()}),
+            coords=freeze({k: spec(v) for k, v in d["coords"].items()}),
+            required_attrs=tuple(d["required_attrs"]),
+            optional=tuple(d["optional"]),
+        )
 
 
-def _freeze(d: dict) -> Mapping:
+def freeze(d: Mapping) -> Mapping:
+    """A read-only copy of ``d`` (schemas are immutable)."""
     return MappingProxyType(dict(d))
 
 
-SCHEMAS: Mapping[str, GroupSchema] = _freeze(
-    {
-        "xsec": GroupSchema(
-            name="xsec",
-            dims=("E_p", "energy", "messenger"),
-            chunk_dim="E_p",
-            data_vars=_freeze(
-                {
-                    "dsigma_dE": VarSpec(
-                        ("E_p", "energy", "messenger"),
-                        "mb TeV^-1",
-                        "differential production cross section of secondaries in pp collisions",
-                    ),
-                    "sigma_inel": VarSpec(("E_p",), "mb", "total inelastic pp cross section"),
-                }
-            ),
-            coords=_freeze(
-                {
-                    "E_p": VarSpec(("E_p",), "TeV", "primary proton total energy"),
-                    "energy": _ENERGY,
-                    "messenger": _MESSENGER,
-                }
-            ),
-        ),
-        "templates": GroupSchema(
-            name="templates",
-            dims=("model", "radius"),
-            chunk_dim="model",
-            data_vars=_freeze(
-                {
-                    "rho": VarSpec(("model", "radius"), "g cm^-3", "mass density"),
-                    "v_conv": VarSpec(("model", "radius"), "cm s^-1", "convective velocity"),
-                    "column": VarSpec(
-                        ("model", "radius"), "g cm^-2", "vertical column density from the surface"
-                    ),
-                }
-            ),
-            coords=_freeze(
-                {
-                    "model": VarSpec(("model",), "", "template index"),
-                    "radius": VarSpec(("radius",), "1", "r / R_star"),
-                    **_MODEL_COORDS,
-                }
-            ),
-        ),
-        "yields": GroupSchema(
-            name="yields",
-            dims=("model", "scenario", "messenger", "energy"),
-            chunk_dim="model",
-            data_vars=_freeze(
-                {
-                    "luminosity": VarSpec(
-                        ("model", "scenario", "messenger", "energy"),
-                        "TeV^-1 s^-1",
-                        "differential luminosity of secondaries emitted by the star",
-                    ),
-                }
-            ),
-            coords=_freeze(
-                {
-                    "model": VarSpec(("model",), "", "template index"),
-                    "scenario": _SCENARIO,
-                    "messenger": _MESSENGER,
-                    "energy": _ENERGY,
-                    **_MODEL_COORDS,
-                }
-            ),
-        ),
-        "population": GroupSchema(
-            name="population",
-            dims=("population", "estimator", "batch", "model"),
-            chunk_dim="population",
-            data_vars=_freeze(
-                {
-                    "weight": VarSpec(
-                        ("population", "estimator", "model"),
-                        "1",
-                        "expected number of each template per sampled star (all batches)",
-                    ),
-                    "weight_batch": VarSpec(
-                        ("population", "estimator", "batch", "model"),
-                        "1",
-                        "expected number of each template per sampled star, per independent batch",
-                    ),
-                    "yield_fraction": VarSpec(
-                        ("population",), "1", "fraction of stars alive and within the template masses"
-                    ),
-                    "remnant_fraction": VarSpec(("population",), "1", "fraction of stars older than their lifetime"),
-                    "heavy_fraction": VarSpec(
-                        ("population",), "1", "fraction of stars above max_template_mass (zero yield)"
-                    ),
-                    "clipped_fraction": VarSpec(
-                        ("population",), "1", "fraction of stars whose Z was clipped to the library's range"
-                    ),
-                    "n_sampled": VarSpec(("population",), "1", "stars sampled"),
-                }
-            ),
-            coords=_freeze(
-                {
-                    "population": VarSpec(("population",), "", "population index"),
-                    "component": VarSpec(("population",), "", "Galactic component (bulge, bulge_young, thin, thick)"),
-                    "feh_offset": VarSpec(
-                        ("population",), "dex", "[Fe/H] position offset of the thin disk (0 for other components)"
-                    ),
-                    "estimator": VarSpec(
-                        ("estimator",), "", "per-star template estimator: eep (equivalent evolutionary phase), knn (paper Eq. 19)"
-                    ),
-                    "batch": VarSpec(("batch",), "", "Monte Carlo batch"),
-                    "model": VarSpec(("model",), "", "template index"),
-                    **_MODEL_COORDS,
-                }
-            ),
-        ),
-        "emissivity": GroupSchema(
-            name="emissivity",
-            dims=("R", "z", "component", "scenario", "messenger", "energy"),
-            chunk_dim="R",
-            data_vars=_freeze(
-                {
-                    "emissivity": VarSpec(
-                        ("R", "z", "scenario", "messenger", "energy"),
-                        "TeV^-1 s^-1 cm^-3",
-                        "volume emissivity",
-                    ),
-                    "emissivity_stderr": VarSpec(
-                        ("R", "z", "scenario", "messenger", "energy"),
-                        "TeV^-1 s^-1 cm^-3",
-                        "Monte Carlo standard error of the volume emissivity",
-                    ),
-                    "emissivity_component": VarSpec(
-                        ("R", "z", "component", "scenario", "messenger", "energy"),
-                        "TeV^-1 s^-1 cm^-3",
-                        "volume emissivity of each Galactic component",
-                    ),
-                    "luminosity_mean": VarSpec(
-                        ("R", "z", "component", "scenario", "messenger", "energy"),
-                        "TeV^-1 s^-1",
-                        "mean luminosity per star of the component's population at (R, z)",
-                    ),
-                    "luminosity_mean_stderr": VarSpec(
-                        ("R", "z", "component", "scenario", "messenger", "energy"),
-                        "TeV^-1 s^-1",
-                        "Monte Carlo standard error of the mean luminosity per star",
-                    ),
-                    "n_stars": VarSpec(("R", "z"), "pc^-3", "stellar number density"),
-                    "n_stars_component": VarSpec(("R", "z", "component"), "pc^-3", "stellar number density per component"),
-                }
-            ),
-            coords=_freeze(
-                {
-                    "R": VarSpec(("R",), "kpc", "galactocentric cylindrical radius"),
-                    "z": VarSpec(("z",), "kpc", "height above the Galactic plane (the model is symmetric in z)"),
-                    "component": VarSpec(("component",), "", "Galactic component"),
-                    "scenario": _SCENARIO,
-                    "messenger": _MESSENGER,
-                    "energy": _ENERGY,
-                }
-            ),
-        ),
-        "sky": GroupSchema(
-            name="sky",
-            dims=("pixel", "component", "scenario", "messenger", "energy"),
-            chunk_dim="pixel",
-            data_vars=_freeze(
-                {
-                    "intensity": VarSpec(
-                        ("pixel", "scenario", "messenger", "energy"),
-                        "TeV^-1 cm^-2 s^-1 sr^-1",
-                        "diffuse intensity",
-                    ),
-                    "intensity_stderr": VarSpec(
-                        ("pixel", "scenario", "messenger", "energy"),
-                        "TeV^-1 cm^-2 s^-1 sr^-1",
-                        "Monte Carlo standard error of the diffuse intensity",
-                    ),
-                    "intensity_component": VarSpec(
-                        ("pixel", "component", "scenario", "messenger", "energy"),
-                        "TeV^-1 cm^-2 s^-1 sr^-1",
-                        "diffuse intensity of each Galactic component (sky.components: true)",
-                    ),
-                }
-            ),
-            coords=_freeze(
-                {
-                    "pixel": VarSpec(("pixel",), "", "HEALPix RING index, Galactic frame"),
-                    "l": VarSpec(("pixel",), "deg", "Galactic longitude of the pixel centre"),
-                    "b": VarSpec(("pixel",), "deg", "Galactic latitude of the pixel centre"),
-                    "component": VarSpec(("component",), "", "Galactic component"),
-                    "scenario": _SCENARIO,
-                    "messenger": _MESSENGER,
-                    "energy": _ENERGY,
-                }
-            ),
-            required_attrs=("config", "code_version", "nside", "ordering", "coordsys"),
-            optional=("intensity_component", "component"),
-        ),
-        "sed": GroupSchema(
-            name="sed",
-            dims=("region", "scenario", "messenger", "energy"),
-            chunk_dim="region",
-            data_vars=_freeze(
-                {
-                    "mean_intensity": VarSpec(
-                        ("region", "scenario", "messenger", "energy"),
-                        "TeV^-1 cm^-2 s^-1 sr^-1",
-                        "solid-angle weighted mean intensity",
-                    ),
-                    "mean_intensity_stderr": VarSpec(
-                        ("region", "scenario", "messenger", "energy"),
-                        "TeV^-1 cm^-2 s^-1 sr^-1",
-                        "Monte Carlo standard error of the mean intensity",
-                    ),
-                    "flux": VarSpec(
-                        ("region", "scenario", "messenger", "energy"),
-                        "TeV^-1 cm^-2 s^-1",
-                        "flux integrated over the region",
-                    ),
-                    "solid_angle": VarSpec(("region",), "sr", "solid angle of the region"),
-                }
-            ),
-            coords=_freeze(
-                {
-                    "region": VarSpec(("region",), "", "sky region name"),
-                    "scenario": _SCENARIO,
-                    "messenger": _MESSENGER,
-                    "energy": _ENERGY,
-                }
-            ),
-        ),
-    }
-)
+#: Schemas of the groups registered in this process, by group name (filled by the pipeline's
+#: stage package when it is imported; see :func:`register`).
+_REGISTRY: dict[str, GroupSchema] = {}
+SCHEMAS: Mapping[str, GroupSchema] = MappingProxyType(_REGISTRY)
+
+#: Group attribute holding the group's own schema, so that a store describes itself.
+SCHEMA_ATTR = "schema"
 
 
-def get_schema(group: str) -> GroupSchema:
-    """Return the schema of ``group``; a clear error names the known groups."""
-    try:
-        return SCHEMAS[group]
-    except KeyError:
-        raise SchemaError(
-            f"unknown cube group {group!r}; known groups: {', '.join(SCHEMAS)}"
-        ) from None
+def register(schema: GroupSchema) -> GroupSchema:
+    """Make ``schema`` known by its group name to :func:`get_schema`, :func:`validate` and :data:`SCHEMAS`.
+
+    Registering the same schema twice is harmless; another schema under a registered name is
+    an error (two stages cannot write one group).
+    """
+    known = _REGISTRY.get(schema.name)
+    if known is not None and known != schema:
+        raise SchemaError(f"cube group {schema.name!r} is already registered with another schema")
+    _REGISTRY[schema.name] = schema
+    return schema
 
 
-def validate(ds: xr.Dataset, group: str, *, check_attrs: bool = True) -> None:
+def get_schema(group: str | GroupSchema, ds: xr.Dataset | None = None) -> GroupSchema:
+    """The schema of ``group``: registered by that name, else the one ``ds`` stores in its attrs.
+
+    Parameters
+    ----------
+    group : str or GroupSchema
+        A group name, or a schema (returned as is).
+    ds : xarray.Dataset, optional
+        A group read from a store: its :data:`SCHEMA_ATTR` attribute is used when no schema of
+        that name is registered in this process (``import tasks.stages`` registers the pipeline's).
+
+    Raises
+    ------
+    SchemaError
+        If neither knows the group; the message names the known groups.
+    """
+    if isinstance(group, GroupSchema):
+        return group
+    known = _REGISTRY.get(group)
+    if known is not None:
+        return known
+    stored = None if ds is None else ds.attrs.get(SCHEMA_ATTR)
+    if isinstance(stored, Mapping) and stored.get("name") == group:
+        return GroupSchema.from_dict(stored)
+    raise SchemaError(
+        f"unknown cube group {group!r}; known groups: {', '.join(_REGISTRY) or 'none (import tasks.stages)'}"
+    )
+
+
+def validate(ds: xr.Dataset, group: str | GroupSchema, *, check_attrs: bool = True) -> None:
     """Check that ``ds`` follows the schema of ``group``.
 
     Every problem found is listed in one :class:`SchemaError`: missing or extra
@@ -338,12 +165,13 @@ def validate(ds: xr.Dataset, group: str, *, check_attrs: bool = True) -> None:
     ----------
     ds : xarray.Dataset
         The dataset to check (lazy or in memory; only metadata is read).
-    group : str
-        Group name from :data:`SCHEMAS`.
+    group : str or GroupSchema
+        Group name (see :func:`get_schema`) or its schema.
     check_attrs : bool
         Also require the group attributes (``config``, ``code_version``, ...).
     """
-    schema = get_schema(group)
+    schema = get_schema(group, ds)
+    group = schema.name
     problems: list[str] = []
     for name, spec in list(schema.data_vars.items()) + list(schema.coords.items()):
         is_coord = name in schema.coords
@@ -373,9 +201,9 @@ def validate(ds: xr.Dataset, group: str, *, check_attrs: bool = True) -> None:
         raise SchemaError(f"cube group {group!r} does not follow its schema: " + "; ".join(problems))
 
 
-def apply_metadata(ds: xr.Dataset, group: str) -> xr.Dataset:
+def apply_metadata(ds: xr.Dataset, group: str | GroupSchema) -> xr.Dataset:
     """Return ``ds`` with the schema's ``units`` and ``long_name`` set on every listed variable."""
-    schema = get_schema(group)
+    schema = get_schema(group, ds)
     ds = ds.copy()
     for name, spec in list(schema.data_vars.items()) + list(schema.coords.items()):
         if name in ds.variables:

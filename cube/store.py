@@ -181,11 +181,18 @@ def _mark_dirty(store: str | os.PathLike) -> None:
     p.touch()
 
 
-def open_group_if_exists(store: str | os.PathLike, group: str) -> xr.Dataset | None:
-    """Lazily open ``group`` without consolidated metadata, or return ``None`` if it is absent."""
+def open_group_if_exists(store: str | os.PathLike, group: str, *, dask: bool = True) -> xr.Dataset | None:
+    """Lazily open ``group`` without consolidated metadata, or return ``None`` if it is absent.
+
+    ``dask=False`` opens it lazily without dask (values are read on access): planners use it,
+    since the first dask computation in a process imports ``distributed`` (a few tenths of a
+    second) to look for a client.
+    """
     if not (Path(store) / group / "zarr.json").exists():
         return None
-    return xr.open_zarr(os.fspath(store), group=group, consolidated=False, zarr_format=3)
+    if dask:
+        return xr.open_zarr(os.fspath(store), group=group, consolidated=False, zarr_format=3)
+    return xr.open_zarr(os.fspath(store), group=group, consolidated=False, zarr_format=3, chunks=None)
 
 
 def read_rows(store: str | os.PathLike, group: str, dim: str, rows) -> xr.Dataset:

@@ -60,7 +60,8 @@ def solar_check(store, energies=SOLAR_ENERGIES) -> dict:
         ``calibration``, ``calibration_mode``, ``ratio_uncalibrated_1TeV``, ``solar_model``.
     """
     from tasks.kernels.luminosity import AU_CM, flux_at_earth, hawc_flux
-    from tasks.stages.yields import MESSENGERS, solar_index
+    from cube.axes import MESSENGERS
+    from tasks.stages.yields import solar_index
 
     y = cstore.open_group_if_exists(store, "yields")
     xs = cstore.open_group_if_exists(store, "xsec")
@@ -282,7 +283,7 @@ def _black_sphere_per_area(y, xs) -> np.ndarray:
     the black-sphere luminosity per R_star^2, with the yields cube's CR spectrum and N_nuc."""
     from catalogs.cr_spectrum import proton_intensity
     from tasks.kernels.luminosity import yield_matrix
-    from tasks.stages.yields import MESSENGERS
+    from cube.axes import MESSENGERS
 
     cfg = y.attrs["config"]
     cr, n_nuc = cfg["cosmic_rays"], cfg["interactions"]["nuclear_enhancement"]
@@ -315,7 +316,8 @@ def unabsorbed_ballistic_gamma(store) -> np.ndarray:
     unabsorbed gamma rays are therefore not reported.)
     """
     from tasks.config import Config
-    from tasks.stages.yields import MESSENGERS, _luminosity, kernel_arguments
+    from cube.axes import MESSENGERS
+    from tasks.stages.yields import _luminosity, kernel_arguments
 
     y = cstore.open_group_if_exists(store, "yields")
     xs = cstore.open_group_if_exists(store, "xsec")

@@ -26,8 +26,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from cube import store as cstore
 from cube.fingerprint import FORMAT, ChunkKey, chunk_keys, combine
-from cube.schema import apply_metadata, validate
-from tasks.stages.base import Stage, StagePlan
+from cube.schema import SCHEMA_ATTR, apply_metadata, validate
+from tasks.stages.base import NotPreparedError, Stage, StagePlan
 
 __all__ = ["StageResult", "RunSummary", "run_stage", "run", "stage_status", "status"]
 
@@ -204,9 +204,13 @@ def run_stage(stage: Stage, config, store, client=None, console: Console | None 
         Where to show progress; ``None`` shows none.
     """
     t0 = time.perf_counter()
+    if stage.prepare is not None:
+        stage.prepare(config, store, client)
     plan: StagePlan = stage.plan(config, store, client)
+    if not isinstance(plan.payload, stage.payload):
+        raise TypeError(f"stage {stage.name}: the plan's payload is a {type(plan.payload).__name__}, not a {stage.payload.__name__}")
     group, dim = stage.name, stage.chunk_dim
-    template = apply_metadata(plan.template, group)
+    template = apply_metadata(plan.template, stage.schema)
     keys, wanted = _wanted(plan, group, dim)
     rows = plan.row_fingerprints
 
@@ -246,13 +250,17 @@ def run_stage(stage: Stage, config, store, client=None, console: Console | None 
         cstore.record(store, key, wanted[key], row_fps, group=target, start=key.start)
 
     tasks = [(k, _copy_and_write, (store, group, target, k, pos)) for k, pos in copies]
-    tasks += [(k, _compute_and_write, (store, target, group, k, plan.compute, PAYLOAD)) for k in todo]
+    tasks += [(k, _compute_and_write, (store, target, group, k, stage.compute, PAYLOAD)) for k in todo]
     _execute(tasks, client, done, group, console, payload=plan.payload if todo else None)
 
     if target == staging:
         cstore.swap_in_staging(store, group)
-    cstore.group_attrs_update(store, group, {**plan.attrs, "code_version": stage.code_version, "layout": template_layout})
-    validate(cstore.open_group_if_exists(store, group), group)
+    cstore.group_attrs_update(
+        store,
+        group,
+        {**plan.attrs, "code_version": stage.code_version, "layout": template_layout, SCHEMA_ATTR: stage.schema.as_dict()},
+    )
+    validate(cstore.open_group_if_exists(store, group), stage.schema)
     return StageResult(
         chunks_total=len(keys),
         chunks_computed=len(todo),
@@ -321,7 +329,9 @@ def _coords_match(store, group: str, template, dim: str) -> bool:
 def stage_status(stage: Stage, config, store) -> dict:
     """Chunks total and stale for one stage, without computing anything.
 
-    When stored fingerprints were made by an older format, ``reason`` says so.
+    The stage is planned but not prepared (:attr:`Stage.prepare`): a plan that needs what
+    only a run computes raises :class:`~tasks.stages.base.NotPreparedError`. When stored
+    fingerprints were made by an older format, ``reason`` says so.
     """
     plan = stage.plan(config, store, None)
     dim = stage.chunk_dim
@@ -357,9 +367,11 @@ def status(config, store, stages: Iterable[str] | None = None) -> dict[str, dict
         ``chunks_stale``, ``reason`` (stored fingerprints of an older format) and
         ``upstream_stale`` (stages upstream whose rerun will make more of its chunks stale:
         its fingerprints follow their chunks).  A stage that cannot be planned has
-        ``status``: ``"waiting for upstream (...)"`` when an input cube is missing, or
-        ``"cannot plan: ..."`` with the reason (for example a library that misses the
-        sampled masses); the other stages are reported all the same.
+        ``status``: ``"waiting for upstream (...)"`` when an input cube is missing,
+        ``"stale: ..."`` (and ``needs_run``) when its chunks can only be counted once the
+        stage runs (for example tracks to evolve), or ``"cannot plan: ..."`` with the
+        reason (for example a library that misses the sampled masses); the other stages
+        are reported all the same.
     """
     from tasks.stages import ORDER, STAGES, UPSTREAM, resolve
 
@@ -370,9 +382,13 @@ def status(config, store, stages: Iterable[str] | None = None) -> dict[str, dict
             out[name] = stage_status(STAGES[name], config, store)
         except FileNotFoundError as e:
             out[name] = {"status": f"waiting for upstream ({e})"}
+        except NotPreparedError as e:
+            out[name] = {"status": f"stale: {e}; its chunks are counted when it runs", "needs_run": True}
         except Exception as e:  # noqa: BLE001 - one stage's planning error must not hide the others
             out[name] = {"status": f"cannot plan: {e}"}
-        ups = {u for u in UPSTREAM[name] if out.get(u, {}).get("chunks_stale") or behind.get(u)}
+        ups = {
+            u for u in UPSTREAM[name] if out.get(u, {}).get("chunks_stale") or out.get(u, {}).get("needs_run") or behind.get(u)
+        }
         behind[name] = ups | set().union(*(behind.get(u, set()) for u in UPSTREAM[name]))
         if behind[name] and "chunks_total" in out[name]:
             out[name]["upstream_stale"] = sorted(behind[name], key=ORDER.index)

@@ -48,16 +48,20 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from astropy import constants as const
 
 from catalogs.stellar.tracks import STAGES, TRACK_COLUMNS
 
 __all__ = ["MesaFormatError", "MesaTemplates", "read_mesa_logs", "classify_stages", "profile_durations"]
 
-_R_SUN_CM = const.R_sun.cgs.value
-_M_SUN_G = const.M_sun.cgs.value
-_L_SUN_CGS = const.L_sun.cgs.value
-_G_CGS = const.G.cgs.value
+# astropy.constants (v8) values in cgs, written out so that importing this module (the command
+# line does, for its error type) does not import astropy: nominal R_sun and L_sun (IAU 2015
+# Resolution B3), M_sun = GM_sun (IAU 2015 B3) / G (CODATA 2018), G and the Stefan-Boltzmann
+# constant (CODATA 2018, converted from SI, hence the last digits).
+_R_SUN_CM = 69570000000.0
+_M_SUN_G = 1.988409870698051e33
+_L_SUN_CGS = 3.828e33
+_G_CGS = 6.674299999999999e-08
+_SIGMA_SB_CGS = 5.6703744191844314e-05
 
 
 class MesaFormatError(ValueError):
@@ -359,8 +363,7 @@ def _profile_structure(data, path: str, radius: np.ndarray, need_mlt: bool, alph
         raise _fail(path, "non-positive stellar radius, mass or luminosity in header")
     teff = _header(data, path, "Teff")
     if teff is None:
-        sigma = const.sigma_sb.cgs.value
-        teff = (L_star * lsun / (4 * np.pi * R_star**2 * sigma)) ** 0.25
+        teff = (L_star * lsun / (4 * np.pi * R_star**2 * _SIGMA_SB_CGS)) ** 0.25
 
     g_surf = _G_CGS * M_star * msun / R_star**2
     column_top = 10.0 ** cols["logP"][0] / g_surf

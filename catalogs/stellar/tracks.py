@@ -51,7 +51,6 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from astropy import constants as const
 
 __all__ = [
     "STAGES",
@@ -96,9 +95,12 @@ TRACK_COLUMNS: tuple[str, ...] = (
     "is_extra",  # bool, snapshot requested through extra_snapshots
 )
 
-_R_SUN_CM = const.R_sun.cgs.value
-_M_SUN_G = const.M_sun.cgs.value
-_G_CGS = const.G.cgs.value
+# astropy.constants (v8) values in cgs, written out so that importing the stage names does not
+# import astropy: nominal R_sun (IAU 2015 Resolution B3), M_sun = GM_sun (IAU 2015 B3) / G
+# (CODATA 2018), G (CODATA 2018, converted from SI, hence the last digits).
+_R_SUN_CM = 69570000000.0
+_M_SUN_G = 1.988409870698051e33
+_G_CGS = 6.674299999999999e-08
 _MYR = 1.0e6  # yr per Myr (COSMIC time unit)
 # COSMIC keeps its state in Fortran module variables: two threads evolving at once would
 # corrupt each other, so calls in one process are serialised (use processes for parallelism).

@@ -25,16 +25,13 @@ __all__ = ["T_CMB", "breit_wheeler", "cmb_photon_density", "absorption_per_kpc"]
 T_CMB: float = 2.7255
 
 
-def _constants():
-    import astropy.constants as c
-    import astropy.units as u
+def _constants() -> tuple[float, float, float, float, float]:
+    """m_e c^2 [eV], sigma_T [cm^2], hbar c [eV cm], k_B [eV K^-1] (CODATA 2018), kpc [cm] (IAU).
 
-    me = (c.m_e * c.c**2).to(u.eV).value
-    sigma_T = c.sigma_T.to(u.cm**2).value
-    hbar_c = (c.hbar * c.c).to(u.eV * u.cm).value
-    k_B = c.k_B.to(u.eV / u.K).value
-    kpc = (1 * u.kpc).to(u.cm).value
-    return me, sigma_T, hbar_c, k_B, kpc
+    The values astropy.constants (v8) gives after unit conversion (hence the last digits),
+    written out so that planning the sky does not import astropy.
+    """
+    return 510998.9506917531, 6.6524587051e-25, 1.9732698045930253e-05, 8.617333262145179e-05, 3.0856775814913673e21
 
 
 def breit_wheeler(s: ArrayLike) -> np.ndarray:

@@ -32,14 +32,10 @@ __all__ = [
 COMPONENTS: tuple[str, ...] = ("bulge", "bulge_young", "thin", "thick")
 
 
-def _pc_cm() -> float:
-    import astropy.units as u
-
-    return float((1 * u.pc).to(u.cm).value)
-
-
-#: One parsec in cm (astropy).
-PC_CM: float = _pc_cm()
+#: One parsec in cm: 648000 / pi au (IAU 2015 Resolution B2), with the au of IAU 2012
+#: Resolution B2 (1.495978707e13 cm exactly); the value astropy.units gives, as a number so
+#: that no caller imports astropy for it.
+PC_CM: float = 3.085677581491367e18
 
 
 def bulge_density(R: ArrayLike, z: ArrayLike, rho0: float, q: float, alpha: float, r0: float, r_cut: float) -> np.ndarray:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import astropy.constants as ac
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.optimize import minimize_scalar
@@ -28,8 +27,6 @@ from tasks.kernels.surface import KRAFT_MASS, f_B as f_B_of_mass, is_main_sequen
 
 __all__ = [
     "AU_CM",
-    "SCENARIOS",
-    "MESSENGERS",
     "TemplateLuminosity",
     "log_trapezoid_weights",
     "impact_weights",
@@ -44,9 +41,8 @@ __all__ = [
     "hawc_calibration_factor",
 ]
 
-AU_CM: float = ac.au.to("cm").value
-SCENARIOS: tuple[str, str] = ("ballistic", "mirroring")
-MESSENGERS: tuple[str, str] = ("gamma", "nu")
+#: The astronomical unit in cm, exact by definition (IAU 2012 Resolution B2).
+AU_CM: float = 1.495978707e13
 
 
 class TemplateLuminosity(NamedTuple):
@@ -204,6 +200,7 @@ def template_luminosity(
     E_p: ArrayLike,
     sigma_inel: ArrayLike,
     dsigma: ArrayLike,
+    *,
     X: ArrayLike = 0.70,
     N_nuc: float = 1.8,
     calibration: float = 1.0,
@@ -213,14 +210,14 @@ def template_luminosity(
     ep_weights: ArrayLike | None = None,
     n_b: int = 128,
     b_depth_min: float = 1.0e-12,
-    n_mu_b: int = 6,
-    n_gamma: int = 48,
-    n_gauss: int = 4,
-    saturation: float = 15.0,
-    node_tol: float = 0.03,
+    n_mu_b: int,
+    n_gamma: int,
+    n_gauss: int,
+    saturation: float,
+    node_tol: float,
+    u_max: float,
+    u_min: float | None,
     include_atmosphere: bool = True,
-    u_max: float = 9.0,
-    u_min: float | None = None,
     alpha_rule: str = "half",
     n_gauss_turn: int | None = None,
     m_kraft: float = KRAFT_MASS,

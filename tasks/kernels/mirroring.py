@@ -149,7 +149,7 @@ def slab_nodes(
 
 
 def direction_grid(
-    n_mu_b: int = 6, n_gamma: int = 48, u_max: float = 9.0, u_min: float | None = None, alpha_rule: str = "half"
+    n_mu_b: int, n_gamma: int, u_max: float, u_min: float | None = None, alpha_rule: str = "half"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Direction quadrature for the isotropic-flux average.
 
@@ -533,7 +533,8 @@ def trajectory_efficiencies(
     Phi_p: ArrayLike,
     lam_pp: ArrayLike,
     lam_pair: ArrayLike,
-    n_gauss: int = 4,
+    *,
+    n_gauss: int,
     n_gauss_turn: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Gamma_gamma and Gamma_nu of single trajectories (broadcast over leading axes).
@@ -647,14 +648,15 @@ def mirror_efficiency(
     E_p: ArrayLike,
     lam_pp: ArrayLike,
     lam_pair: ArrayLike,
-    n_mu_b: int = 6,
-    n_gamma: int = 48,
-    n_gauss: int = 4,
-    saturation: float = 15.0,
+    *,
+    n_mu_b: int,
+    n_gamma: int,
+    n_gauss: int,
+    saturation: float,
+    node_tol: float,
+    u_max: float,
+    u_min: float | None,
     include_atmosphere: bool = True,
-    node_tol: float = 0.03,
-    u_max: float = 9.0,
-    u_min: float | None = None,
     alpha_rule: str = "half",
     n_gauss_turn: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:

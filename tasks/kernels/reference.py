@@ -179,11 +179,11 @@ def trajectory_quad(
 
 def mirror_efficiency_quad(
     radius: np.ndarray, rho: np.ndarray, v_conv: np.ndarray, column_surf: float, R: float,
-    f_B: float, E_p: float, lam_pp: float, lam_pair: float, n_mu_b: int = 6, n_gamma: int = 48,
-    include_atmosphere: bool = True,
+    f_B: float, E_p: float, lam_pp: float, lam_pair: float, *, n_mu_b: int, n_gamma: int, u_max: float,
+    u_min: float | None = None, include_atmosphere: bool = True,
 ) -> tuple[float, float]:
     """<Gamma_gamma>, <Gamma_nu> of one template at one E_p on the kernel's direction nodes."""
     Y, P = slab_nodes_quad(radius, rho, v_conv, column_surf, R, f_B, include_atmosphere)
-    a, g, w = direction_grid(n_mu_b, n_gamma)
+    a, g, w = direction_grid(n_mu_b, n_gamma, u_max, u_min)
     res = np.array([trajectory_quad(Y, P, ai, gi, E_p, lam_pp, lam_pair) for ai, gi in zip(a, g)])
     return float(w @ res[:, 0]), float(w @ res[:, 1])

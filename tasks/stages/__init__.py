@@ -1,30 +1,54 @@
-"""Pipeline stages: each stage module declares one :class:`Stage`; the run order follows from their inputs.
+"""Pipeline stages: every module of this package that declares ``STAGE`` is a stage.
 
-Adding a stage means writing its module (with ``STAGE``), its kernel, its configuration section,
-its cube schema and its tests, and listing it in ``_DECLARED`` below.
+The modules are found with :mod:`pkgutil` when the package is imported; each declaration
+(:class:`~tasks.stages.base.Stage`) holds the stage's inputs, cube schema (registered here
+with :func:`cube.schema.register`), code version, payload type, chunk function, plan and
+optional prepare step. The run order follows from the inputs (a topological sort; a cycle or
+an unknown input is an error at import).
+
+Adding a stage (say per-flavour oscillated neutrinos) touches only:
+
+1. ``tasks/stages/<name>.py``: its ``GroupSchema``, payload dataclass, ``compute``, ``plan``
+   (and ``prepare`` if it has costly derived inputs) and ``STAGE = Stage(...)``;
+2. ``tasks/kernels/<name>.py``: its physics, pure numpy;
+3. ``tasks/config.py``: its configuration section;
+4. ``tests/tasks/stages/test_<name>.py`` (and the kernel's tests).
+
+Places that register a stage: one, its module's ``STAGE`` (before this layout, three:
+``STAGE``, the ``_DECLARED`` tuple of this package and the ``cube.schema.SCHEMAS`` table, with
+the scenario and messenger names copied into the module; they now come from
+:mod:`cube.axes`). A new messenger or scenario is added in :mod:`cube.axes`.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Iterable
 
+from cube.schema import register
 from tasks.stages.base import Stage, StagePlan
-from tasks.stages.emissivity import STAGE as EMISSIVITY
-from tasks.stages.population import STAGE as POPULATION
-from tasks.stages.sed import STAGE as SED
-from tasks.stages.sky import STAGE as SKY
-from tasks.stages.templates import STAGE as TEMPLATES
-from tasks.stages.xsec import STAGE as XSEC
-from tasks.stages.yields import STAGE as YIELDS
 
-__all__ = ["STAGES", "ORDER", "UPSTREAM", "resolve", "run_order", "Stage", "StagePlan", "UnknownStageError"]
+__all__ = ["STAGES", "ORDER", "UPSTREAM", "resolve", "run_order", "discover", "Stage", "StagePlan", "UnknownStageError"]
 
-#: Every stage, as declared by its module (the declaration order breaks ties in the run order).
-_DECLARED = (XSEC, TEMPLATES, YIELDS, POPULATION, EMISSIVITY, SKY, SED)
+
+def discover() -> tuple[Stage, ...]:
+    """The ``STAGE`` of every module in this package, in module-name order."""
+    found = []
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.ispkg or info.name == "base":
+            continue
+        stage = getattr(importlib.import_module(f"{__name__}.{info.name}"), "STAGE", None)
+        if isinstance(stage, Stage):
+            found.append(stage)
+    return tuple(found)
 
 
 def run_order(stages: Iterable[Stage]) -> tuple[str, ...]:
     """Stage names ordered so that every stage comes after its inputs (a topological sort).
+
+    Among stages whose inputs are all done, the lowest ``rank`` goes first, then the first
+    given.
 
     Raises
     ------
@@ -43,14 +67,18 @@ def run_order(stages: Iterable[Stage]) -> tuple[str, ...]:
         ready = [s for s in pending if all(i in done for i in s.inputs)]
         if not ready:
             raise ValueError(f"the stages' inputs form a cycle among {[s.name for s in pending]}")
-        done.append(ready[0].name)
-        pending.remove(ready[0])
+        first = min(ready, key=lambda s: s.rank)
+        done.append(first.name)
+        pending.remove(first)
     return tuple(done)
 
 
-STAGES: dict[str, Stage] = {s.name: s for s in _DECLARED}
-ORDER: tuple[str, ...] = run_order(_DECLARED)
-UPSTREAM: dict[str, tuple[str, ...]] = {s.name: s.inputs for s in _DECLARED}
+_FOUND = discover()
+ORDER: tuple[str, ...] = run_order(_FOUND)
+STAGES: dict[str, Stage] = {name: next(s for s in _FOUND if s.name == name) for name in ORDER}
+UPSTREAM: dict[str, tuple[str, ...]] = {name: STAGES[name].inputs for name in ORDER}
+for _stage in _FOUND:
+    register(_stage.schema)
 
 
 class UnknownStageError(ValueError):

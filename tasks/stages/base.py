@@ -1,15 +1,25 @@
-"""What every stage provides to the orchestrator: a plan and a pure chunk function."""
+"""What every stage provides to the orchestrator: one declaration (:class:`Stage`) and its plans."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, is_dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import dask.array as da
 import numpy as np
 import xarray as xr
 
-__all__ = ["StagePlan", "Stage", "placeholder", "MissingInputError", "upstream_rows", "upstream_fingerprint"]
+from cube.schema import GroupSchema
+
+__all__ = [
+    "StagePlan",
+    "Stage",
+    "placeholder",
+    "MissingInputError",
+    "NotPreparedError",
+    "upstream_rows",
+    "upstream_fingerprint",
+]
 
 
 @dataclass(frozen=True)
@@ -35,19 +45,15 @@ class StagePlan:
         are recomputed, not copied, when the layout changes.
     attrs : mapping
         Group attributes (configuration section, code version, calibration, ...).
-    compute : callable
-        ``compute(start, stop, payload) -> xarray.Dataset`` for rows ``[start, stop)``;
-        pure, picklable, run on workers.
     payload : object
-        The picklable input handed to ``compute`` (configuration values, input paths).
+        The input handed to the stage's ``compute``: an instance of its ``Stage.payload``.
     """
 
     template: xr.Dataset
     chunk: int
     row_fingerprints: Sequence[str] | None
     attrs: Mapping[str, Any]
-    compute: Callable[[int, int, Any], xr.Dataset]
-    payload: Any = None
+    payload: Any
     notes: list[str] = field(default_factory=list)
     chunk_fingerprint: Callable[[int, int], str] | None = None
     describe: Callable[[list], dict] | None = None
@@ -59,31 +65,54 @@ class StagePlan:
 
 @dataclass(frozen=True)
 class Stage:
-    """A pipeline stage, declared once: its cube, code version, the stages it reads, and its planner.
+    """A pipeline stage, declared once in its module as ``STAGE``.
+
+    The stage package finds every module that declares one (:mod:`tasks.stages`), registers
+    its schema with :func:`cube.schema.register` and derives the run order from ``inputs``.
 
     Attributes
     ----------
     name : str
-        The stage and its cube group (a key of :data:`cube.schema.SCHEMAS`).
+        The stage and its cube group.
     code_version : str
         Part of every chunk fingerprint: bump it when the stage's numbers change.
     inputs : tuple of str
         The stages whose cubes it reads; the run order is derived from them.
+    schema : cube.schema.GroupSchema
+        The cube it writes: names, dims, units, and the dim its chunks run along.
+    payload : type
+        The frozen dataclass ``compute`` takes (picklable: it is sent to the workers).
+    compute : callable
+        ``compute(start, stop, payload) -> xarray.Dataset`` for rows ``[start, stop)`` of the
+        chunked dim; pure, picklable, run on workers.
     plan : callable
-        ``plan(config, store, client) -> StagePlan``.
+        ``plan(config, store, client) -> StagePlan``: cheap (``status`` calls it). It reads
+        the configuration, upstream cubes and ledgers, and what ``prepare`` cached; if that
+        cache is missing it raises :class:`NotPreparedError`.
+    prepare : callable, optional
+        ``prepare(config, store, client) -> None``: the expensive derived inputs (evolved
+        tracks, a calibration), computed and cached in the store. The runner calls it
+        before ``plan`` when the stage runs; ``status`` never does.
+    rank : int
+        Where the stage sorts among stages its inputs leave unordered (run order and the
+        order of ``status``; ties by name).
     """
 
     name: str
     code_version: str
     inputs: tuple[str, ...]
-    plan: Callable[..., StagePlan]
+    schema: GroupSchema
+    payload: type
+    compute: Callable[[int, int, Any], xr.Dataset]
+    plan: Callable[..., "StagePlan"]
+    prepare: Callable[..., None] | None = None
+    rank: int = 0
 
-    @property
-    def schema(self):
-        """The cube's :class:`cube.schema.GroupSchema` (names, dims, units, chunk dim)."""
-        from cube.schema import SCHEMAS
-
-        return SCHEMAS[self.name]
+    def __post_init__(self) -> None:
+        if self.schema.name != self.name:
+            raise ValueError(f"stage {self.name!r} declares the schema of group {self.schema.name!r}")
+        if not (is_dataclass(self.payload) and self.payload.__dataclass_params__.frozen):
+            raise TypeError(f"stage {self.name!r}: the payload type must be a frozen dataclass")
 
     @property
     def chunk_dim(self) -> str:
@@ -99,6 +128,10 @@ def placeholder(shape: tuple[int, ...], chunks: tuple[int, ...], dtype=np.float6
 
 class MissingInputError(FileNotFoundError):
     """An upstream cube this stage reads is absent or incomplete."""
+
+
+class NotPreparedError(RuntimeError):
+    """A plan needs what the stage's ``prepare`` caches, and it is not cached for this configuration."""
 
 
 def upstream_rows(store, group: str, size: int) -> list[str]:

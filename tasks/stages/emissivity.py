@@ -13,21 +13,80 @@ stars are a component of their own inside their box.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import xarray as xr
 
 from cube import store as cstore
+from cube.axes import ENERGY, MESSENGER, MESSENGERS, SCENARIO, SCENARIOS
 from cube.fingerprint import Fingerprinter, combine
+from cube.schema import GroupSchema, VarSpec, freeze
 from tasks.kernels.galaxy import COMPONENTS, PC_CM, component_densities, density_parameters
 from tasks.stages.base import MissingInputError, Stage, StagePlan, placeholder, upstream_fingerprint, upstream_rows
 from tasks.stages.population import galaxy_grid, thin_offsets
 
-__all__ = ["STAGE", "plan", "compute", "population_index", "batch_means"]
+__all__ = ["STAGE", "SCHEMA", "EmissivityPayload", "plan", "compute", "population_index", "batch_means"]
 
 CODE_VERSION = "emissivity/2 batch-means+estimator"
 
-SCENARIOS = ("ballistic", "mirroring")
-MESSENGERS = ("gamma", "nu")
+_DIMS5 = ("R", "z", "scenario", "messenger", "energy")
+_DIMS6 = ("R", "z", "component", "scenario", "messenger", "energy")
+
+SCHEMA = GroupSchema(
+    name="emissivity",
+    dims=_DIMS6,
+    chunk_dim="R",
+    data_vars=freeze(
+        {
+            "emissivity": VarSpec(_DIMS5, "TeV^-1 s^-1 cm^-3", "volume emissivity"),
+            "emissivity_stderr": VarSpec(
+                _DIMS5, "TeV^-1 s^-1 cm^-3", "Monte Carlo standard error of the volume emissivity"
+            ),
+            "emissivity_component": VarSpec(_DIMS6, "TeV^-1 s^-1 cm^-3", "volume emissivity of each Galactic component"),
+            "luminosity_mean": VarSpec(
+                _DIMS6, "TeV^-1 s^-1", "mean luminosity per star of the component's population at (R, z)"
+            ),
+            "luminosity_mean_stderr": VarSpec(
+                _DIMS6, "TeV^-1 s^-1", "Monte Carlo standard error of the mean luminosity per star"
+            ),
+            "n_stars": VarSpec(("R", "z"), "pc^-3", "stellar number density"),
+            "n_stars_component": VarSpec(("R", "z", "component"), "pc^-3", "stellar number density per component"),
+        }
+    ),
+    coords=freeze(
+        {
+            "R": VarSpec(("R",), "kpc", "galactocentric cylindrical radius"),
+            "z": VarSpec(("z",), "kpc", "height above the Galactic plane (the model is symmetric in z)"),
+            "component": VarSpec(("component",), "", "Galactic component"),
+            "scenario": SCENARIO,
+            "messenger": MESSENGER,
+            "energy": ENERGY,
+        }
+    ),
+)
+
+
+@dataclass(frozen=True, eq=False)
+class EmissivityPayload:
+    """What an emissivity chunk needs.
+
+    Attributes
+    ----------
+    store : str
+        The store whose population and yields cubes the chunk reads.
+    galaxy : tasks.config.Galaxy
+        Densities, mean stellar mass and the estimator to use.
+    R, z : (n_R,), (n_z,) the grid [kpc].
+    index : (n_R, n_z, n_components) int
+        The population of each component at each (R, z) (:func:`population_index`).
+    """
+
+    store: str
+    galaxy: object
+    R: np.ndarray
+    z: np.ndarray
+    index: np.ndarray
 
 
 def population_index(galaxy, component: np.ndarray, feh_offset: np.ndarray, R: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -83,14 +142,14 @@ def batch_means(weight: np.ndarray, weight_batch: np.ndarray, luminosity: np.nda
     return mean.reshape(shape), err.reshape(shape)
 
 
-def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
+def compute(start: int, stop: int, payload: EmissivityPayload) -> xr.Dataset:
     """Emissivities of R rows ``[start, stop)`` for every z, component, scenario, messenger and energy."""
-    g = payload["galaxy"]
-    R, z = payload["R"][start:stop], payload["z"]
-    index = payload["index"][start:stop]  # (n_R, n_z, n_c)
+    g = payload.galaxy
+    R, z = payload.R[start:stop], payload.z
+    index = payload.index[start:stop]  # (n_R, n_z, n_c)
     used = np.unique(index)
-    pop = cstore.read_rows(payload["store"], "population", "population", used)
-    y = cstore.read_rows(payload["store"], "yields", "model", slice(None))
+    pop = cstore.read_rows(payload.store, "population", "population", used)
+    y = cstore.read_rows(payload.store, "yields", "model", slice(None))
     L = y.luminosity.transpose("model", "scenario", "messenger", "energy").values
     # Invalid templates have zero yields by construction; a weight on one would silently
     # drop stars, so it is an error (population and yields made from different libraries).
@@ -107,14 +166,11 @@ def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
     q_c = n_cm * mean
     return xr.Dataset(
         {
-            "emissivity": (("R", "z", "scenario", "messenger", "energy"), q_c.sum(axis=2)),
-            "emissivity_stderr": (
-                ("R", "z", "scenario", "messenger", "energy"),
-                np.sqrt(_component_variance(n_cm * err)),
-            ),
-            "emissivity_component": (("R", "z", "component", "scenario", "messenger", "energy"), q_c),
-            "luminosity_mean": (("R", "z", "component", "scenario", "messenger", "energy"), mean),
-            "luminosity_mean_stderr": (("R", "z", "component", "scenario", "messenger", "energy"), err),
+            "emissivity": (_DIMS5, q_c.sum(axis=2)),
+            "emissivity_stderr": (_DIMS5, np.sqrt(_component_variance(n_cm * err))),
+            "emissivity_component": (_DIMS6, q_c),
+            "luminosity_mean": (_DIMS6, mean),
+            "luminosity_mean_stderr": (_DIMS6, err),
             "n_stars": (("R", "z"), n_c.sum(axis=-1)),
             "n_stars_component": (("R", "z", "component"), n_c),
         },
@@ -139,10 +195,10 @@ def _clipped_share(galaxy, R, z, index, clipped_fraction) -> dict[str, float]:
 
 
 def plan(config, store, client=None) -> StagePlan:
-    """Template, one fingerprint per R row, and the product's chunk function."""
+    """Template, one fingerprint per R row, and the product's payload."""
     g = config.galaxy
-    pop = cstore.open_group_if_exists(store, "population")
-    y = cstore.open_group_if_exists(store, "yields")
+    pop = cstore.open_group_if_exists(store, "population", dask=False)
+    y = cstore.open_group_if_exists(store, "yields", dask=False)
     if pop is None or y is None:
         missing = [n for n, d in (("population", pop), ("yields", y)) if d is None]
         raise MissingInputError(f"run the {', '.join(missing)} stage(s) first")
@@ -159,10 +215,9 @@ def plan(config, store, client=None) -> StagePlan:
     rows = fp.rows(R=R, populations=np.array(per_R))
     chunk = g.chunk
     n_R, n_z, n_c, n_E = R.size, z.size, len(COMPONENTS), energy.size
-    full = (n_R, n_z, 2, 2, n_E)
-    comp = (n_R, n_z, n_c, 2, 2, n_E)
-    dims5 = ("R", "z", "scenario", "messenger", "energy")
-    dims6 = ("R", "z", "component", "scenario", "messenger", "energy")
+    full = (n_R, n_z, len(SCENARIOS), len(MESSENGERS), n_E)
+    comp = (n_R, n_z, n_c, len(SCENARIOS), len(MESSENGERS), n_E)
+    dims5, dims6 = _DIMS5, _DIMS6
     template = xr.Dataset(
         {
             "emissivity": (dims5, placeholder(full, (chunk,) + full[1:])),
@@ -200,10 +255,18 @@ def plan(config, store, client=None) -> StagePlan:
         chunk=chunk,
         row_fingerprints=rows,
         attrs=attrs,
-        compute=compute,
-        payload={"store": str(store), "galaxy": g, "R": R, "z": z, "index": index},
+        payload=EmissivityPayload(store=str(store), galaxy=g, R=R, z=z, index=index),
         notes=notes,
     )
 
 
-STAGE = Stage(name="emissivity", code_version=CODE_VERSION, inputs=("yields", "population"), plan=plan)
+STAGE = Stage(
+    name="emissivity",
+    code_version=CODE_VERSION,
+    inputs=("yields", "population"),
+    schema=SCHEMA,
+    payload=EmissivityPayload,
+    compute=compute,
+    plan=plan,
+    rank=50,
+)

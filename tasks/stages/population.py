@@ -18,17 +18,22 @@ so switching it samples no star.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import xarray as xr
 
 from cube import store as cstore
+from cube.axes import MODEL, MODEL_COORD_SPECS, MODEL_COORDS
 from cube.fingerprint import Fingerprinter, digest
+from cube.schema import GroupSchema, VarSpec, freeze
 from tasks.kernels.galaxy import COMPONENTS
 from tasks.stages.base import MissingInputError, Stage, StagePlan, placeholder
-from tasks.stages.templates import MODEL_COORDS
 
 __all__ = [
     "STAGE",
+    "SCHEMA",
+    "PopulationPayload",
     "plan",
     "compute",
     "populations",
@@ -41,6 +46,78 @@ CODE_VERSION = "population/3 imf-strata+age-below-lifetime+estimators-eep-knn+va
 
 #: Per-population variables written by the chunk function, besides the weights.
 FRACTIONS = ("yield_fraction", "remnant_fraction", "heavy_fraction", "clipped_fraction")
+
+SCHEMA = GroupSchema(
+    name="population",
+    dims=("population", "estimator", "batch", "model"),
+    chunk_dim="population",
+    data_vars=freeze(
+        {
+            "weight": VarSpec(
+                ("population", "estimator", "model"),
+                "1",
+                "expected number of each template per sampled star (all batches)",
+            ),
+            "weight_batch": VarSpec(
+                ("population", "estimator", "batch", "model"),
+                "1",
+                "expected number of each template per sampled star, per independent batch",
+            ),
+            "yield_fraction": VarSpec(("population",), "1", "fraction of stars alive and within the template masses"),
+            "remnant_fraction": VarSpec(("population",), "1", "fraction of stars older than their lifetime"),
+            "heavy_fraction": VarSpec(("population",), "1", "fraction of stars above max_template_mass (zero yield)"),
+            "clipped_fraction": VarSpec(
+                ("population",), "1", "fraction of stars whose Z was clipped to the library's range"
+            ),
+            "n_sampled": VarSpec(("population",), "1", "stars sampled"),
+        }
+    ),
+    coords=freeze(
+        {
+            "population": VarSpec(("population",), "", "population index"),
+            "component": VarSpec(("population",), "", "Galactic component (bulge, bulge_young, thin, thick)"),
+            "feh_offset": VarSpec(
+                ("population",), "dex", "[Fe/H] position offset of the thin disk (0 for other components)"
+            ),
+            "estimator": VarSpec(
+                ("estimator",), "", "per-star template estimator: eep (equivalent evolutionary phase), knn (paper Eq. 19)"
+            ),
+            "batch": VarSpec(("batch",), "", "Monte Carlo batch"),
+            "model": MODEL,
+            **MODEL_COORD_SPECS,
+        }
+    ),
+)
+
+
+@dataclass(frozen=True, eq=False)
+class PopulationPayload:
+    """What a population chunk needs.
+
+    Attributes
+    ----------
+    library : dict
+        :class:`tasks.kernels.population.TemplateLibrary` arguments: per-model ``mass_init``
+        [Msun], ``metallicity``, ``age`` [yr], ``duration`` [yr], ``stage``, ``valid``.
+    library_key : str
+        Digest of ``library`` (a worker builds the library once per key).
+    galaxy : tasks.config.Galaxy
+        The Galaxy section (IMF, components, Monte Carlo sizes).
+    component, feh_offset : (n_pop,) arrays
+        Each population's component and [Fe/H] offset [dex].
+    seed : int
+        Root of the Monte Carlo streams.
+    t_max : float
+        Oldest age sampled [yr].
+    """
+
+    library: dict
+    library_key: str
+    galaxy: object
+    component: np.ndarray
+    feh_offset: np.ndarray
+    seed: int
+    t_max: float
 
 _LIBRARY_CACHE: dict = {}
 
@@ -82,26 +159,26 @@ def sampling_parameters(galaxy, component: str) -> dict:
     raise ValueError(f"unknown component {component!r}")
 
 
-def _library(payload: dict):
+def _library(payload: PopulationPayload):
     from tasks.kernels.population import TemplateLibrary
 
-    key = payload["library_key"]
+    key = payload.library_key
     lib = _LIBRARY_CACHE.get(key)
     if lib is None:  # once per worker process, not once per chunk
         _LIBRARY_CACHE.clear()
-        lib = TemplateLibrary(**payload["library"])
+        lib = TemplateLibrary(**payload.library)
         _LIBRARY_CACHE[key] = lib
     return lib
 
 
-def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
+def compute(start: int, stop: int, payload: PopulationPayload) -> xr.Dataset:
     """Template weights of populations ``[start, stop)`` for every estimator (per batch and their mean)."""
     from tasks.kernels.population import ESTIMATORS, population_weights
 
     lib = _library(payload)
-    g = payload["galaxy"]
-    comps = payload["component"][start:stop]
-    offs = payload["feh_offset"][start:stop]
+    g = payload.galaxy
+    comps = payload.component[start:stop]
+    offs = payload.feh_offset[start:stop]
     n = stop - start
     wb = np.zeros((n, len(ESTIMATORS), g.batches, lib.size))
     frac = {k: np.zeros(n) for k in FRACTIONS}
@@ -113,10 +190,10 @@ def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
             comp,
             offs[rows],
             g,
-            seed=payload["seed"],
+            seed=payload.seed,
             n_batches=g.batches,
             stars_per_batch=g.stars_per_population // g.batches,
-            t_max=payload["t_max"],
+            t_max=payload.t_max,
             estimators=ESTIMATORS,
         )
         for r, res in zip(rows, results):
@@ -142,17 +219,15 @@ def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
 
 
 def _template_coords(store) -> xr.Dataset:
-    tpl = cstore.open_group_if_exists(store, "templates")
+    tpl = cstore.open_group_if_exists(store, "templates", dask=False)
     if tpl is None:
         raise MissingInputError("run the templates stage first")
-    return xr.Dataset({k: tpl[k] for k in MODEL_COORDS}).load()
+    return xr.Dataset({k: ("model", tpl[k].values) for k in MODEL_COORDS})  # one read per coordinate
 
 
 def plan(config, store, client=None) -> StagePlan:
-    """Template, one fingerprint per population, and the Monte Carlo chunk function."""
-    from tasks.kernels.population import TemplateLibrary
-
-    from tasks.kernels.population import ESTIMATORS
+    """Template, one fingerprint per population, and the Monte Carlo payload."""
+    from tasks.kernels.population import ESTIMATORS, TemplateLibrary
 
     g = config.galaxy
     meta = _template_coords(store)
@@ -222,16 +297,15 @@ def plan(config, store, client=None) -> StagePlan:
         chunk=chunk,
         row_fingerprints=rows,
         attrs=attrs,
-        compute=compute,
-        payload={
-            "library": library,
-            "library_key": library_key,
-            "galaxy": g,
-            "component": comps,
-            "feh_offset": offsets,
-            "seed": config.run.seed,
-            "t_max": t_max,
-        },
+        payload=PopulationPayload(
+            library=library,
+            library_key=library_key,
+            galaxy=g,
+            component=comps,
+            feh_offset=offsets,
+            seed=config.run.seed,
+            t_max=t_max,
+        ),
         notes=[f"{n_pop} populations ({int((comps == 'thin').sum())} thin-disk [Fe/H] offsets) x {n_stars:.3g} stars"]
         + (
             [f"{int((~usable).sum())} invalid templates (no structure model) carry no weight"]
@@ -242,4 +316,13 @@ def plan(config, store, client=None) -> StagePlan:
     )
 
 
-STAGE = Stage(name="population", code_version=CODE_VERSION, inputs=("templates",), plan=plan)
+STAGE = Stage(
+    name="population",
+    code_version=CODE_VERSION,
+    inputs=("templates",),
+    schema=SCHEMA,
+    payload=PopulationPayload,
+    compute=compute,
+    plan=plan,
+    rank=40,
+)

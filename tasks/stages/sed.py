@@ -11,19 +11,72 @@ direction sees the same sampled populations).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import xarray as xr
 
+from cube.axes import ENERGY, MESSENGER, MESSENGERS, SCENARIO, SCENARIOS
 from cube.fingerprint import Fingerprinter
+from cube.schema import GroupSchema, VarSpec, freeze
 from tasks.kernels.regions import BUILTIN_REGIONS, region_nodes, solid_angle
 from tasks.stages.base import Stage, StagePlan, placeholder
 from tasks.stages.sky import CODE_VERSION as SKY_CODE, emissivity_inputs, galaxy_intensity, los_payload, los_settings, upstream_key
 
-__all__ = ["STAGE", "plan", "compute", "regions"]
+__all__ = ["STAGE", "SCHEMA", "SedPayload", "plan", "compute", "regions"]
 
 CODE_VERSION = f"sed/2 exact-l-sinb-quadrature ({SKY_CODE})"
-SCENARIOS = ("ballistic", "mirroring")
-MESSENGERS = ("gamma", "nu")
+
+_DIMS = ("region", "scenario", "messenger", "energy")
+
+SCHEMA = GroupSchema(
+    name="sed",
+    dims=_DIMS,
+    chunk_dim="region",
+    data_vars=freeze(
+        {
+            "mean_intensity": VarSpec(_DIMS, "TeV^-1 cm^-2 s^-1 sr^-1", "solid-angle weighted mean intensity"),
+            "mean_intensity_stderr": VarSpec(
+                _DIMS, "TeV^-1 cm^-2 s^-1 sr^-1", "Monte Carlo standard error of the mean intensity"
+            ),
+            "flux": VarSpec(_DIMS, "TeV^-1 cm^-2 s^-1", "flux integrated over the region"),
+            "solid_angle": VarSpec(("region",), "sr", "solid angle of the region"),
+        }
+    ),
+    coords=freeze(
+        {
+            "region": VarSpec(("region",), "", "sky region name"),
+            "scenario": SCENARIO,
+            "messenger": MESSENGER,
+            "energy": ENERGY,
+        }
+    ),
+)
+
+
+@dataclass(frozen=True, eq=False)
+class SedPayload:
+    """What a sed chunk needs.
+
+    Attributes
+    ----------
+    los : dict
+        Line-of-sight inputs of :func:`tasks.stages.sky.galaxy_intensity` (:func:`~tasks.stages.sky.los_payload`).
+    names : (n_regions,) str
+        Region names, in cube order.
+    boxes : dict
+        ``{name: ((l_min, l_max, b_min, b_max), ...)}`` [deg] of every region.
+    dl : float
+        Longitude step of the region quadrature [deg].
+    nb : int
+        Nodes in sin b per box.
+    """
+
+    los: dict
+    names: np.ndarray
+    boxes: dict
+    dl: float
+    nb: int
 
 
 def regions(sky) -> dict[str, tuple]:
@@ -34,30 +87,30 @@ def regions(sky) -> dict[str, tuple]:
     return out
 
 
-def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
+def compute(start: int, stop: int, payload: SedPayload) -> xr.Dataset:
     """Mean intensity, its error, flux and solid angle of regions ``[start, stop)``."""
-    lbar = emissivity_inputs(payload["store"], payload["emissivity_key"], payload["modes"])
+    los = payload.los
+    lbar = emissivity_inputs(los["store"], los["emissivity_key"], los["modes"])
     n_E = len(lbar["energy"])
-    names = payload["names"][start:stop]
-    mean = np.zeros((len(names), 2 * 2 * n_E))
+    names = payload.names[start:stop]
+    shape = (len(names), len(SCENARIOS), len(MESSENGERS), n_E)
+    mean = np.zeros((len(names), int(np.prod(shape[1:]))))
     err = np.zeros_like(mean)
     omega = np.zeros(len(names))
     from threadpoolctl import threadpool_limits
 
     for i, name in enumerate(names):
-        l, b, w = region_nodes(payload["boxes"][name], payload["dl"], payload["nb"])
-        I, S = galaxy_intensity(l, b, payload, lbar)
+        l, b, w = region_nodes(payload.boxes[name], payload.dl, payload.nb)
+        I, S = galaxy_intensity(l, b, los, lbar)
         omega[i] = w.sum()
         with threadpool_limits(limits=1, user_api="blas"):  # the same sums in every process
             mean[i] = w @ I / omega[i]
             err[i] = w @ S / omega[i]
-    shape = (len(names), 2, 2, n_E)
-    dims = ("region", "scenario", "messenger", "energy")
     return xr.Dataset(
         {
-            "mean_intensity": (dims, mean.reshape(shape)),
-            "mean_intensity_stderr": (dims, err.reshape(shape)),
-            "flux": (dims, (mean * omega[:, None]).reshape(shape)),
+            "mean_intensity": (_DIMS, mean.reshape(shape)),
+            "mean_intensity_stderr": (_DIMS, err.reshape(shape)),
+            "flux": (_DIMS, (mean * omega[:, None]).reshape(shape)),
             "solid_angle": (("region",), omega),
         },
         coords={"region": np.asarray(names)},
@@ -65,20 +118,20 @@ def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
 
 
 def plan(config, store, client=None) -> StagePlan:
-    """Template (one row per region), region fingerprints and the chunk function."""
+    """Template (one row per region), region fingerprints and the payload."""
     from cube import store as cstore
 
     s = config.sky
     key = upstream_key(store)
-    energy = cstore.open_group_if_exists(store, "emissivity").energy.values
+    energy = cstore.open_group_if_exists(store, "emissivity", dask=False).energy.values
     boxes = regions(s)
     names = np.array(list(boxes))
     n = names.size
     settings = los_settings(config)
     fp = Fingerprinter(code=CODE_VERSION, emissivity=key, los=settings, dl=s.region_dl, nb=s.region_b_nodes)
     rows = fp.rows(region=names, boxes=[boxes[k] for k in names])
-    full = (n, 2, 2, energy.size)
-    dims = ("region", "scenario", "messenger", "energy")
+    full = (n, len(SCENARIOS), len(MESSENGERS), energy.size)
+    dims = _DIMS
     template = xr.Dataset(
         {
             "mean_intensity": (dims, placeholder(full, (1,) + full[1:])),
@@ -97,16 +150,20 @@ def plan(config, store, client=None) -> StagePlan:
                        "region_dl": s.region_dl, "region_b_nodes": s.region_b_nodes},
             "solid_angle_exact": {k: solid_angle(v) for k, v in boxes.items()},
         },
-        compute=compute,
-        payload={
-            **los_payload(config, store, key, energy),
-            "names": names,
-            "boxes": boxes,
-            "dl": s.region_dl,
-            "nb": s.region_b_nodes,
-        },
+        payload=SedPayload(
+            los=los_payload(config, store, key, energy), names=names, boxes=boxes, dl=s.region_dl, nb=s.region_b_nodes
+        ),
         notes=[f"{n} regions ({len(s.regions)} from sky.regions)"],
     )
 
 
-STAGE = Stage(name="sed", code_version=CODE_VERSION, inputs=("emissivity",), plan=plan)
+STAGE = Stage(
+    name="sed",
+    code_version=CODE_VERSION,
+    inputs=("emissivity",),
+    schema=SCHEMA,
+    payload=SedPayload,
+    compute=compute,
+    plan=plan,
+    rank=70,
+)

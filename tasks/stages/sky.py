@@ -19,20 +19,90 @@ map share every input but their direction).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import xarray as xr
 
 from cube import store as cstore
+from cube.axes import ENERGY, MESSENGER, MESSENGERS, SCENARIO, SCENARIOS
 from cube.fingerprint import Fingerprinter
+from cube.schema import GroupSchema, VarSpec, freeze
 from tasks.kernels.galaxy import COMPONENTS, PC_CM, component_densities, density_parameters
 from tasks.kernels.los import KPC_CM, interp_weights, ray_nodes
-from tasks.stages.base import MissingInputError, Stage, StagePlan, placeholder, upstream_fingerprint
+from tasks.stages.base import MissingInputError, NotPreparedError, Stage, StagePlan, placeholder, upstream_fingerprint
 
-__all__ = ["STAGE", "plan", "compute", "galaxy_intensity", "emissivity_inputs", "lbar_operands", "component_modes", "los_payload"]
+__all__ = [
+    "STAGE",
+    "SCHEMA",
+    "SkyPayload",
+    "plan",
+    "prepare",
+    "compute",
+    "galaxy_intensity",
+    "emissivity_inputs",
+    "lbar_operands",
+    "component_modes",
+    "los_payload",
+]
 
 CODE_VERSION = "sky/1 gl-los analytic-density"
-SCENARIOS = ("ballistic", "mirroring")
-MESSENGERS = ("gamma", "nu")
+
+_MAP_DIMS = ("pixel", "scenario", "messenger", "energy")
+_UNITS = "TeV^-1 cm^-2 s^-1 sr^-1"
+
+SCHEMA = GroupSchema(
+    name="sky",
+    dims=("pixel", "component", "scenario", "messenger", "energy"),
+    chunk_dim="pixel",
+    data_vars=freeze(
+        {
+            "intensity": VarSpec(_MAP_DIMS, _UNITS, "diffuse intensity"),
+            "intensity_stderr": VarSpec(_MAP_DIMS, _UNITS, "Monte Carlo standard error of the diffuse intensity"),
+            "intensity_component": VarSpec(
+                ("pixel", "component", "scenario", "messenger", "energy"),
+                _UNITS,
+                "diffuse intensity of each Galactic component (sky.components: true)",
+            ),
+        }
+    ),
+    coords=freeze(
+        {
+            "pixel": VarSpec(("pixel",), "", "HEALPix RING index, Galactic frame"),
+            "l": VarSpec(("pixel",), "deg", "Galactic longitude of the pixel centre"),
+            "b": VarSpec(("pixel",), "deg", "Galactic latitude of the pixel centre"),
+            "component": VarSpec(("component",), "", "Galactic component"),
+            "scenario": SCENARIO,
+            "messenger": MESSENGER,
+            "energy": ENERGY,
+        }
+    ),
+    required_attrs=("config", "code_version", "nside", "ordering", "coordsys"),
+    optional=("intensity_component", "component"),
+)
+
+
+@dataclass(frozen=True, eq=False)
+class SkyPayload:
+    """What a sky chunk needs.
+
+    Attributes
+    ----------
+    los : dict
+        Line-of-sight inputs of :func:`galaxy_intensity` (:func:`los_payload`): the store,
+        the emissivity cube's fingerprint, the Galaxy section, observer height [kpc], steps,
+        component modes and the CMB absorption per energy [kpc^-1] or ``None``.
+    nside : int
+        HEALPix resolution (RING ordering).
+    components : bool
+        Also write the map of each Galactic component.
+    """
+
+    los: dict
+    nside: int
+    components: bool
+
+
 BLOCK = 1024  # rays per block: bounds memory (steps x BLOCK x a few arrays)
 
 _LBAR_CACHE: dict = {}
@@ -90,8 +160,9 @@ def lbar_operands(R, z, energy, L: dict, S: dict, modes: dict[str, str]) -> dict
 def galaxy_intensity(l_deg, b_deg, payload: dict, lbar: dict, per_component: bool = False):
     """Intensity, its Monte Carlo error and optionally per-component maps for directions (l, b).
 
-    Returns arrays (n, 2 * 2 * n_E) [TeV^-1 cm^-2 s^-1 sr^-1] in (scenario, messenger,
-    energy) order: ``I``, ``err`` and, if asked, ``I_c`` of shape (n, 4, 2 * 2 * n_E).
+    Returns arrays (n, n_scenario * n_messenger * n_E) [TeV^-1 cm^-2 s^-1 sr^-1] in
+    (scenario, messenger, energy) order (:mod:`cube.axes`): ``I``, ``err`` and, if asked,
+    ``I_c`` of shape (n, n_components, n_scenario * n_messenger * n_E).
     """
     from threadpoolctl import threadpool_limits
 
@@ -164,34 +235,35 @@ def _attenuate(I_c, err, rays, wn, L, S, mode, kappa, geom) -> None:
     n_E = kappa.size
     for j in np.flatnonzero(kappa * rays.length.max() > 1e-9):
         A = geom.operator(wn * np.exp(-kappa[j] * rays.s), mode)
-        cols = [a * 2 * n_E + j for a in range(2)]  # (scenario a, gamma, energy j)
+        g = MESSENGERS.index("gamma")
+        cols = [(a * len(MESSENGERS) + g) * n_E + j for a in range(len(SCENARIOS))]  # (scenario a, gamma, energy j)
         I_c[:, cols] = A @ L[:, cols]
         err[:, cols] = A @ S[:, cols]
 
 
-def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
+def compute(start: int, stop: int, payload: SkyPayload) -> xr.Dataset:
     """Intensity maps of pixels ``[start, stop)`` [TeV^-1 cm^-2 s^-1 sr^-1]."""
     import healpy as hp
 
-    lbar = emissivity_inputs(payload["store"], payload["emissivity_key"], payload["modes"])
+    los = payload.los
+    lbar = emissivity_inputs(los["store"], los["emissivity_key"], los["modes"])
     pix = np.arange(start, stop)
-    l, b = hp.pix2ang(payload["nside"], pix, lonlat=True)
+    l, b = hp.pix2ang(payload.nside, pix, lonlat=True)
     n_E = len(lbar["energy"])
-    shape = (stop - start, 2, 2, n_E)
-    res = galaxy_intensity(l, b, payload, lbar, per_component=payload["components"])
-    dims = ("pixel", "scenario", "messenger", "energy")
-    data = {"intensity": (dims, res[0].reshape(shape)), "intensity_stderr": (dims, res[1].reshape(shape))}
-    if payload["components"]:
+    shape = (stop - start, len(SCENARIOS), len(MESSENGERS), n_E)
+    res = galaxy_intensity(l, b, los, lbar, per_component=payload.components)
+    data = {"intensity": (_MAP_DIMS, res[0].reshape(shape)), "intensity_stderr": (_MAP_DIMS, res[1].reshape(shape))}
+    if payload.components:
         data["intensity_component"] = (
-            ("pixel", "component", "scenario", "messenger", "energy"),
-            res[2].reshape((stop - start, len(COMPONENTS), 2, 2, n_E)),
+            ("pixel", "component", *_MAP_DIMS[1:]),
+            res[2].reshape((stop - start, len(COMPONENTS), *shape[1:])),
         )
     return xr.Dataset(data, coords={"pixel": pix})
 
 
 def upstream_key(store) -> str:
     """Fingerprint of the whole emissivity cube (what every sky and sed chunk reads)."""
-    if cstore.open_group_if_exists(store, "emissivity") is None:
+    if cstore.open_group_if_exists(store, "emissivity", dask=False) is None:
         raise MissingInputError("run the emissivity stage first")
     return upstream_fingerprint(store, "emissivity")
 
@@ -232,28 +304,62 @@ def _kappa(config, energy: np.ndarray) -> np.ndarray | None:
     return absorption_per_kpc(energy)
 
 
-def plan(config, store, client=None) -> StagePlan:
-    """Template (pixels with l, b), chunk fingerprints and the map's chunk function."""
+def _centres_path(store, nside: int):
+    return cstore.cache_path(store, "healpix", f"ring-nside{nside}.npz")
+
+
+def prepare(config, store, client=None) -> None:
+    """Cache the pixel centres (l, b) [deg] of ``sky.nside`` (healpy, which imports matplotlib and astropy).
+
+    Called by the runner when the stage runs, never by ``status``.
+    """
     import healpy as hp
 
+    nside = config.sky.nside
+    path = _centres_path(store, nside)
+    if _read_centres(path, nside) is None:
+        l, b = hp.pix2ang(nside, np.arange(hp.nside2npix(nside)), lonlat=True)
+        cstore.write_atomic(path, lambda tmp: np.savez(tmp, l=l, b=b))
+
+
+def _read_centres(path, nside: int) -> tuple[np.ndarray, np.ndarray] | None:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            l, b = data["l"], data["b"]
+    except Exception:  # noqa: BLE001 - a missing or unreadable entry is rebuilt by prepare
+        return None
+    return (l, b) if l.shape == b.shape == (12 * nside**2,) else None
+
+
+def plan(config, store, client=None) -> StagePlan:
+    """Template (pixels with l, b from :func:`prepare`'s cache), chunk fingerprints and the payload."""
     s = config.sky
     key = upstream_key(store)
-    e = cstore.open_group_if_exists(store, "emissivity")
+    e = cstore.open_group_if_exists(store, "emissivity", dask=False)
     energy = e.energy.values
-    n_pix = hp.nside2npix(s.nside)
+    centres = _read_centres(_centres_path(store, s.nside), s.nside)
+    if centres is None:
+        raise NotPreparedError(f"the pixel centres of nside {s.nside} are not computed yet")
+    l, b = centres
+    n_pix = l.size
     pix = np.arange(n_pix)
-    l, b = hp.pix2ang(s.nside, pix, lonlat=True)
     chunk = min(s.chunk, n_pix)
-    full = (n_pix, 2, 2, energy.size)
-    dims = ("pixel", "scenario", "messenger", "energy")
+    full = (n_pix, len(SCENARIOS), len(MESSENGERS), energy.size)
     data = {
-        "intensity": (dims, placeholder(full, (chunk,) + full[1:])),
-        "intensity_stderr": (dims, placeholder(full, (chunk,) + full[1:])),
+        "intensity": (_MAP_DIMS, placeholder(full, (chunk,) + full[1:])),
+        "intensity_stderr": (_MAP_DIMS, placeholder(full, (chunk,) + full[1:])),
     }
-    coords = {"pixel": pix, "l": ("pixel", l), "b": ("pixel", b), "scenario": list(SCENARIOS), "messenger": list(MESSENGERS), "energy": energy}
+    coords = {
+        "pixel": pix,
+        "l": ("pixel", l),
+        "b": ("pixel", b),
+        "scenario": list(SCENARIOS),
+        "messenger": list(MESSENGERS),
+        "energy": energy,
+    }
     if s.components:
-        comp = (n_pix, len(COMPONENTS), 2, 2, energy.size)
-        data["intensity_component"] = (("pixel", "component", *dims[1:]), placeholder(comp, (chunk,) + comp[1:]))
+        comp = (n_pix, len(COMPONENTS), *full[1:])
+        data["intensity_component"] = (("pixel", "component", *_MAP_DIMS[1:]), placeholder(comp, (chunk,) + comp[1:]))
         coords["component"] = list(COMPONENTS)
     settings = los_settings(config)
     fp = Fingerprinter(code=CODE_VERSION, emissivity=key, los=settings, nside=s.nside, components=s.components)
@@ -268,10 +374,19 @@ def plan(config, store, client=None) -> StagePlan:
             "ordering": "RING",
             "coordsys": "G",
         },
-        compute=compute,
-        payload={**los_payload(config, store, key, energy), "nside": s.nside, "components": s.components},
+        payload=SkyPayload(los=los_payload(config, store, key, energy), nside=s.nside, components=s.components),
         notes=[f"nside {s.nside}: {n_pix} pixels x {s.steps} nodes per line of sight"],
     )
 
 
-STAGE = Stage(name="sky", code_version=CODE_VERSION, inputs=("emissivity",), plan=plan)
+STAGE = Stage(
+    name="sky",
+    code_version=CODE_VERSION,
+    inputs=("emissivity",),
+    schema=SCHEMA,
+    payload=SkyPayload,
+    compute=compute,
+    plan=plan,
+    prepare=prepare,
+    rank=60,
+)

@@ -28,6 +28,8 @@ fail; results cached in the store by the row's structure inputs), all others are
 from __future__ import annotations
 
 import hashlib
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,36 +38,83 @@ import xarray as xr
 
 from catalogs.stellar.grid import radius_grid
 from cube import store as cstore
-from cube.fingerprint import Fingerprinter, fingerprint
-from tasks.stages.base import Stage, StagePlan, placeholder
+from cube.axes import MODEL, MODEL_COORD_SPECS, MODEL_COORDS
+from cube.fingerprint import Fingerprinter, digest, fingerprint
+from cube.schema import GroupSchema, VarSpec, freeze
+from tasks.stages.base import NotPreparedError, Stage, StagePlan, placeholder
 
-__all__ = ["STAGE", "plan", "compute", "model_table", "eddington_factor", "envelope_validity", "TRACKS_VERSION"]
+__all__ = [
+    "STAGE",
+    "SCHEMA",
+    "TemplatesPayload",
+    "plan",
+    "prepare",
+    "compute",
+    "model_table",
+    "eddington_factor",
+    "envelope_validity",
+    "TRACKS_VERSION",
+]
 
 CODE_VERSION = "templates/2 sse-cosmic+envelope-mlt+valid-flag"
 TRACKS_VERSION = "tracks/1"
 
-#: Per-model coordinates of the cube, in the order of docs/design.md, then the validity flag
-#: and its reason ("" when valid).
-MODEL_COORDS = (
-    "mass_init",
-    "metallicity",
-    "age",
-    "stage",
-    "duration",
-    "R_star",
-    "M_star",
-    "L_star",
-    "Teff",
-    "source",
-    "valid",
-    "invalid_reason",
+SCHEMA = GroupSchema(
+    name="templates",
+    dims=("model", "radius"),
+    chunk_dim="model",
+    data_vars=freeze(
+        {
+            "rho": VarSpec(("model", "radius"), "g cm^-3", "mass density"),
+            "v_conv": VarSpec(("model", "radius"), "cm s^-1", "convective velocity"),
+            "column": VarSpec(("model", "radius"), "g cm^-2", "vertical column density from the surface"),
+        }
+    ),
+    coords=freeze(
+        {
+            "model": MODEL,
+            "radius": VarSpec(("radius",), "1", "r / R_star"),
+            **MODEL_COORD_SPECS,
+        }
+    ),
 )
+
+
+@dataclass(frozen=True, eq=False)
+class TemplatesPayload:
+    """What a templates chunk needs.
+
+    Attributes
+    ----------
+    radius : (n_r,) r / R_star, the shared grid.
+    meta : dict of (n_models,) arrays
+        :data:`cube.axes.MODEL_COORDS` and ``X`` (surface hydrogen mass fraction) of every model.
+    alpha_mlt : float or None
+        Mixing-length parameter of the generator's structure model (``None`` for MESA).
+    profiles : dict or None
+        MESA profiles ``rho`` [g cm^-3], ``v_conv`` [cm s^-1], ``column`` [g cm^-2], each
+        (n_models, n_r); ``None`` for the generator, whose profiles the chunk builds.
+    """
+
+    radius: np.ndarray
+    meta: dict
+    alpha_mlt: float | None
+    profiles: dict | None
 
 #: Snapshots with an electron-scattering Eddington factor at least this are integrated at
 #: plan time to find those without a hydrostatic envelope. The ones that fail have 0.49-0.70
 #: (iron-bump opacity ~2 kappa_es lifts them above 1); below 0.3 the structure model has
 #: not been seen to fail, and if one did the chunk would stop with an error, not a NaN.
 SCREEN_GAMMA_E = 0.3
+
+# Constants of the Eddington factor, in cgs, as astropy.constants (v8) gives them, written out
+# so that planning does not import astropy: nominal L_sun (IAU 2015 Resolution B3) [erg s^-1],
+# M_sun = GM_sun (IAU 2015 B3) / G (CODATA 2018) [g], c [cm s^-1], G (CODATA 2018, converted
+# from SI, hence the last digits) [cm^3 g^-1 s^-2].
+_L_SUN_CGS = 3.828e33
+_M_SUN_CGS = 1.988409870698051e33
+_C_CGS = 29979245800.0
+_G_CGS = 6.674299999999999e-08
 
 
 def _track_key(config, mass: float, z: float) -> str:
@@ -298,12 +347,10 @@ def eddington_factor(L_star, M_star, X) -> np.ndarray:
 
     L_star in Lsun, M_star in Msun.
     """
-    import astropy.constants as ac
-
     kappa = 0.2 * (1.0 + np.asarray(X, float))
-    L = np.asarray(L_star, float) * ac.L_sun.cgs.value
-    M = np.asarray(M_star, float) * ac.M_sun.cgs.value
-    return kappa * L / (4.0 * np.pi * ac.c.cgs.value * ac.G.cgs.value * M)
+    L = np.asarray(L_star, float) * _L_SUN_CGS
+    M = np.asarray(M_star, float) * _M_SUN_CGS
+    return kappa * L / (4.0 * np.pi * _C_CGS * _G_CGS * M)
 
 
 def _file_digest(path: Path) -> str:
@@ -314,12 +361,12 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
+def compute(start: int, stop: int, payload: TemplatesPayload) -> xr.Dataset:
     """Profiles of models ``[start, stop)``: rho [g cm^-3], v_conv [cm s^-1], column [g cm^-2]."""
-    radius = payload["radius"]
-    meta = {k: np.asarray(v)[start:stop] for k, v in payload["meta"].items()}
-    if payload.get("profiles") is not None:
-        rho, v_conv, column = (np.asarray(payload["profiles"][k])[start:stop] for k in ("rho", "v_conv", "column"))
+    radius = payload.radius
+    meta = {k: np.asarray(v)[start:stop] for k, v in payload.meta.items()}
+    if payload.profiles is not None:
+        rho, v_conv, column = (np.asarray(payload.profiles[k])[start:stop] for k in ("rho", "v_conv", "column"))
     else:
         from catalogs.stellar.envelope import envelope_profiles
 
@@ -331,7 +378,7 @@ def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
             prof = envelope_profiles(
                 *(np.asarray(meta[k], float)[ok] for k in _STRUCTURE_INPUTS),
                 radius,
-                alpha_mlt=payload["alpha_mlt"],
+                alpha_mlt=payload.alpha_mlt,
             )
             if not prof.converged.all():
                 i = int(np.flatnonzero(ok)[np.flatnonzero(~prof.converged)[0]])
@@ -354,17 +401,89 @@ def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
     )
 
 
-def plan(config, store, client=None) -> StagePlan:
-    """Template, one fingerprint per model, and the chunk function."""
+def _library_key(config) -> str:
+    """What a generator library depends on: the templates section but its chunking, and the code."""
     t = config.templates
-    radius = radius_grid(t.radius_points, t.depth_min)
-    table, profiles, extra_attrs = model_table(config, store, client)
-    n, n_r = len(table), len(radius)
+    section = t.model_dump(mode="json", exclude={"chunk", "source", "mesa_logs"})
+    return digest({"code": CODE_VERSION, "tracks": TRACKS_VERSION, "screen": SCREEN_GAMMA_E, "templates": section})
+
+
+def _library_path(store, config) -> Path:
+    return cstore.cache_path(store, "library", f"{_library_key(config)}.npz")
+
+
+def _library(config, store, client=None) -> tuple[dict, dict | None, dict]:
+    """Per-model arrays (:data:`MODEL_COORDS`, ``X``, ``row_input``), MESA profiles, group attrs."""
+    table, profiles, attrs = model_table(config, store, client)
     meta = {k: table[k].to_numpy() for k in MODEL_COORDS}
     for k in ("stage", "source", "invalid_reason"):
         meta[k] = meta[k].astype(str)
     meta["valid"] = meta["valid"].astype(bool)
     meta["X"] = table["X"].to_numpy(float)
+    meta["row_input"] = table["row_input"].to_numpy().astype(str)
+    return meta, profiles, attrs
+
+
+def prepare(config, store, client=None) -> None:
+    """Evolve the tracks, check the envelopes and cache the generator library (the run's costly part).
+
+    Called by the runner before :func:`plan` when the stage runs, never by ``status``. The
+    library (every model's coordinates) is written to one file keyed by :func:`_library_key`,
+    which :func:`plan` reads back; MESA libraries are read by the plan itself (their
+    fingerprints hold the bytes of every profile file).
+    """
+    if config.templates.source != "generator":
+        return
+    path = _library_path(store, config)
+    if _load_library(path) is not None:
+        return
+    meta, _, attrs = _library(config, store, client)
+    arrays = {**meta, "_attrs": np.array(json.dumps(attrs))}
+    cstore.write_atomic(path, lambda tmp: np.savez(tmp, **arrays))
+
+
+def _load_library(path: Path) -> tuple[dict, dict] | None:
+    """A cached library (plain arrays, never unpickled), or ``None`` if absent or unreadable."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = {k: data[k] for k in data.files if k != "_attrs"}
+            attrs = json.loads(str(data["_attrs"]))
+    except Exception:  # noqa: BLE001 - an unreadable entry is rebuilt by prepare, never executed
+        return None
+    return meta, attrs
+
+
+def _not_prepared(config, store) -> NotPreparedError:
+    t = config.templates
+    pairs = [(float(m), float(z)) for z in sorted(set(t.metallicities)) for m in sorted(set(t.masses))]
+    todo = sum(not _cache_path(store, _track_key(config, m, z)).is_file() for m, z in pairs)
+    if todo == 0:  # e.g. a store made before the library cache: a run assembles it, computing only what is stale
+        return NotPreparedError("the template library of this configuration is not assembled yet (every track is cached)")
+    return NotPreparedError(
+        f"the template library of this configuration is not built yet ({todo} of {len(pairs)} tracks to evolve)"
+    )
+
+
+def plan(config, store, client=None) -> StagePlan:
+    """Template, one fingerprint per model, and the chunk payload.
+
+    The generator library comes from the cache :func:`prepare` writes (raises
+    :class:`~tasks.stages.base.NotPreparedError` if it is not there); a MESA library is read
+    from its files.
+    """
+    t = config.templates
+    radius = radius_grid(t.radius_points, t.depth_min)
+    if t.source == "generator":
+        cached = _load_library(_library_path(store, config))
+        if cached is None:
+            raise _not_prepared(config, store)
+        (meta, extra_attrs), profiles = cached, None
+    else:
+        meta, profiles, extra_attrs = _library(config, store, client)
+    row_input = meta.pop("row_input")
+    n, n_r = len(row_input), len(radius)
     zero = "0 where valid is False (no structure model: see invalid_reason)"
     template = xr.Dataset(
         {
@@ -377,7 +496,7 @@ def plan(config, store, client=None) -> StagePlan:
     # MESA profiles are read as they are: the generator's mixing length changes none of them.
     structure = {"radius": radius} if mesa else _structure(config)
     rows = Fingerprinter(code=CODE_VERSION, structure=structure).rows(
-        **{k: meta[k] for k in (*MODEL_COORDS, "X")}, row_input=table["row_input"].to_numpy()
+        **{k: meta[k] for k in (*MODEL_COORDS, "X")}, row_input=row_input
     )
     section = {"templates": t.model_dump(mode="json")}
     notes = [f"{n} models from {t.source}"]
@@ -395,15 +514,21 @@ def plan(config, store, client=None) -> StagePlan:
         chunk=t.chunk,
         row_fingerprints=rows,
         attrs={"config": section, **extra_attrs},
-        compute=compute,
-        payload={
-            "radius": radius,
-            "meta": meta,
-            "alpha_mlt": None if mesa else t.atmosphere.alpha_mlt,
-            "profiles": profiles,
-        },
+        payload=TemplatesPayload(
+            radius=radius, meta=meta, alpha_mlt=None if mesa else t.atmosphere.alpha_mlt, profiles=profiles
+        ),
         notes=notes,
     )
 
 
-STAGE = Stage(name="templates", code_version=CODE_VERSION, inputs=(), plan=plan)
+STAGE = Stage(
+    name="templates",
+    code_version=CODE_VERSION,
+    inputs=(),
+    schema=SCHEMA,
+    payload=TemplatesPayload,
+    compute=compute,
+    plan=plan,
+    prepare=prepare,
+    rank=20,
+)

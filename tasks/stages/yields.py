@@ -21,17 +21,32 @@ in both scenarios.
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+
 import numpy as np
 import xarray as xr
 
 from cube import store as cstore
+from cube.axes import ENERGY, MESSENGER, MESSENGERS, MODEL, MODEL_COORD_SPECS, MODEL_COORDS, SCENARIO, SCENARIOS
 from cube.fingerprint import Fingerprinter, digest
-from tasks.stages.base import MissingInputError, Stage, StagePlan, placeholder, upstream_fingerprint, upstream_rows
-from tasks.stages.templates import MODEL_COORDS
+from cube.schema import GroupSchema, VarSpec, freeze
+from tasks.stages.base import (
+    MissingInputError,
+    NotPreparedError,
+    Stage,
+    StagePlan,
+    placeholder,
+    upstream_fingerprint,
+    upstream_rows,
+)
 
 __all__ = [
     "STAGE",
+    "SCHEMA",
+    "YieldsPayload",
     "plan",
+    "prepare",
     "compute",
     "kernel_arguments",
     "surface_parameters",
@@ -45,8 +60,47 @@ __all__ = [
 # default, before: both), interactions.pair_absorption can switch lambda_pair off, and invalid
 # templates (no structure model) get zero luminosity
 CODE_VERSION = "yields/2 ballistic+canonical-momentum-mirroring+invalid-zero calibration-per-messenger"
-SCENARIOS = ("ballistic", "mirroring")
-MESSENGERS = ("gamma", "nu")
+
+SCHEMA = GroupSchema(
+    name="yields",
+    dims=("model", "scenario", "messenger", "energy"),
+    chunk_dim="model",
+    data_vars=freeze(
+        {
+            "luminosity": VarSpec(
+                ("model", "scenario", "messenger", "energy"),
+                "TeV^-1 s^-1",
+                "differential luminosity of secondaries emitted by the star",
+            ),
+        }
+    ),
+    coords=freeze(
+        {"model": MODEL, "scenario": SCENARIO, "messenger": MESSENGER, "energy": ENERGY, **MODEL_COORD_SPECS}
+    ),
+)
+
+
+@dataclass(frozen=True, eq=False)
+class YieldsPayload:
+    """What a yields chunk needs.
+
+    Attributes
+    ----------
+    store : str
+        The store whose templates cube the chunk reads.
+    xsec : dict
+        ``E_p`` [TeV], ``energy`` [TeV], ``sigma_inel`` [mb], ``dsigma`` (messenger, E_p,
+        energy) [mb TeV^-1] from the xsec cube, and ``X`` (hydrogen fraction for lambda_pair).
+    args : dict
+        Kernel keywords from the configuration (:func:`kernel_arguments`).
+    calibration : float
+        Factor on L_mirror in the mirroring scenario (HAWC, fixed, or 1).
+    """
+
+    store: str
+    xsec: dict
+    args: dict
+    calibration: float
 
 #: The solar template used by the calibration and the report: (mass_init, Z, age [yr]).
 SUN = (1.0, 0.02, 4.57e9)
@@ -171,59 +225,100 @@ def _luminosity(tpl: xr.Dataset, xs: dict, args: dict, calibration: float):
     )
 
 
-def compute(start: int, stop: int, payload: dict) -> xr.Dataset:
+def compute(start: int, stop: int, payload: YieldsPayload) -> xr.Dataset:
     """Luminosities of models ``[start, stop)`` [TeV^-1 s^-1], read from the templates cube.
 
     Invalid templates (``valid`` False: no structure model, zero profiles) get zero
     luminosity without calling the kernel.
     """
-    tpl = cstore.read_rows(payload["store"], "templates", "model", slice(start, stop))
+    tpl = cstore.read_rows(payload.store, "templates", "model", slice(start, stop))
     ok = np.asarray(tpl.valid.values, bool)
-    L = np.zeros((stop - start, len(SCENARIOS), len(MESSENGERS), payload["xsec"]["energy"].size))
+    L = np.zeros((stop - start, len(SCENARIOS), len(MESSENGERS), payload.xsec["energy"].size))
     if ok.any():
-        L[ok] = _luminosity(tpl.isel(model=np.flatnonzero(ok)), payload["xsec"], payload["args"], payload["calibration"]).L
+        L[ok] = _luminosity(tpl.isel(model=np.flatnonzero(ok)), payload.xsec, payload.args, payload.calibration).L
     coords = {
         "model": np.arange(start, stop),
         "scenario": list(SCENARIOS),
         "messenger": list(MESSENGERS),
-        "energy": payload["xsec"]["energy"],
+        "energy": payload.xsec["energy"],
     }
     coords.update({k: ("model", tpl[k].values) for k in MODEL_COORDS})
     return xr.Dataset({"luminosity": (("model", "scenario", "messenger", "energy"), L)}, coords=coords)
 
 
 def _read_inputs(store):
-    xs = cstore.open_group_if_exists(store, "xsec")
-    tpl = cstore.open_group_if_exists(store, "templates")
+    xs = cstore.open_group_if_exists(store, "xsec", dask=False)
+    tpl = cstore.open_group_if_exists(store, "templates", dask=False)
     if xs is None or tpl is None:
         missing = [n for n, d in (("xsec", xs), ("templates", tpl)) if d is None]
         raise MissingInputError(f"run the {', '.join(missing)} stage(s) first")
     return xs, tpl
 
 
-def plan(config, store, client=None) -> StagePlan:
-    """Template, one fingerprint per model, the HAWC calibration and the chunk function."""
+@dataclass(frozen=True, eq=False)
+class _Inputs:
+    """What both :func:`prepare` and :func:`plan` read from the upstream cubes (cheap: coordinates, ledgers)."""
+
+    tpl: xr.Dataset
+    tpl_meta: xr.Dataset
+    xsec: dict
+    xsec_fp: str
+    tpl_rows: list
+    args: dict
+    sun: int | None
+
+
+def _inputs(config, store) -> _Inputs:
     xs, tpl = _read_inputs(store)
-    tpl_meta = xr.Dataset({k: tpl[k] for k in MODEL_COORDS}).load()
-    n = tpl.sizes["model"]
-    energy = xs.energy.values
+    tpl_meta = xr.Dataset({k: ("model", tpl[k].values) for k in MODEL_COORDS})  # one read per coordinate
     xsec = {
         "E_p": xs.E_p.values,
-        "energy": energy,
+        "energy": xs.energy.values,
         "sigma_inel": xs.sigma_inel.values,
         "dsigma": np.moveaxis(xs.dsigma_dE.sel(messenger=list(MESSENGERS)).values, -1, 0),
         "X": config.interactions.hydrogen_fraction,
     }
-    args = kernel_arguments(config)
-    xsec_fp = upstream_fingerprint(store, "xsec")
-    tpl_rows = upstream_rows(store, "templates", n)
+    return _Inputs(
+        tpl=tpl,
+        tpl_meta=tpl_meta,
+        xsec=xsec,
+        xsec_fp=upstream_fingerprint(store, "xsec"),
+        tpl_rows=upstream_rows(store, "templates", tpl.sizes["model"]),
+        args=kernel_arguments(config),
+        sun=find_sun(tpl_meta),
+    )
 
+
+def prepare(config, store, client=None) -> None:
+    """Compute and cache the Sun's HAWC ratios and calibration (a kernel call), for :func:`plan` to read.
+
+    Called by the runner when the stage runs, never by ``status``.
+    """
+    inp = _inputs(config, store)
+    if inp.sun is None:
+        if config.mirroring.calibration == "hawc":
+            raise MissingInputError(_no_sun_message(config))
+        return
+    path = _solar_path(store, _solar_key(inp, config))
+    if _read_solar(path) is None:
+        out = _solar(inp, config)
+        cstore.write_atomic(path, lambda tmp: tmp.write_text(json.dumps(out)))
+
+
+def plan(config, store, client=None) -> StagePlan:
+    """Template, one fingerprint per model, the HAWC calibration (cached by :func:`prepare`) and the payload."""
+    inp = _inputs(config, store)
+    tpl_meta, xsec, args = inp.tpl_meta, inp.xsec, inp.args
+    n = tpl_meta.sizes["model"]
+    energy = xsec["energy"]
     mi = config.mirroring
-    sun = find_sun(tpl_meta)
+    sun = inp.sun
     if sun is None and mi.calibration == "hawc":
         raise MissingInputError(_no_sun_message(config))
-    solar = None if sun is None else _solar(store, tpl, sun, tpl_rows[sun], xsec, xsec_fp, args, config)
+    solar = None if sun is None else _read_solar(_solar_path(store, _solar_key(inp, config)))
     if mi.calibration == "hawc":
+        if solar is None:
+            raise NotPreparedError("the Sun's HAWC calibration is not computed for these inputs yet")
         cal, mode = solar["hawc_factor"], "hawc"
     elif mi.calibration == "none":
         cal, mode = 1.0, "none"
@@ -234,23 +329,19 @@ def plan(config, store, client=None) -> StagePlan:
     mirrored = (stage == "MS") & (tpl_meta.mass_init.values <= mi.max_mass)
     common = {
         "code": CODE_VERSION,
-        "xsec": xsec_fp,
+        "xsec": inp.xsec_fp,
         "cr": config.cosmic_rays,
         "interactions": config.interactions,
         "quadrature": config.yields.model_dump(exclude={"chunk"}),
     }
     mirror_part = digest({"mirroring": mi, "calibration": cal})
     rows = Fingerprinter(**common).rows(
-        template=np.asarray(tpl_rows), mirror=np.where(mirrored, mirror_part, "")
+        template=np.asarray(inp.tpl_rows), mirror=np.where(mirrored, mirror_part, "")
     )
     chunk = config.yields.chunk
+    shape = (n, len(SCENARIOS), len(MESSENGERS), energy.size)
     template = xr.Dataset(
-        {
-            "luminosity": (
-                ("model", "scenario", "messenger", "energy"),
-                placeholder((n, 2, 2, energy.size), (chunk, 2, 2, energy.size)),
-            )
-        },
+        {"luminosity": (("model", "scenario", "messenger", "energy"), placeholder(shape, (chunk,) + shape[1:]))},
         coords={
             "model": np.arange(n),
             "scenario": list(SCENARIOS),
@@ -276,8 +367,10 @@ def plan(config, store, client=None) -> StagePlan:
         "solar_model": sun,
         "solar_F_sur": None if solar is None else solar["F_sur"],
     }
-    if solar is None:
+    if sun is None:
         notes = [f"no solar template in this library: no HAWC comparison; calibration ({mode}) x {cal:.4g}"]
+    elif solar is None:
+        notes = [f"the Sun's HAWC comparison is computed when the stage runs; calibration ({mode}) x {cal:.4g}"]
     else:
         notes = [
             f"Sun at 1 TeV, flux / HAWC: ballistic {solar['ratio_ballistic']:.3g}, uncalibrated mirroring "
@@ -289,35 +382,47 @@ def plan(config, store, client=None) -> StagePlan:
         chunk=chunk,
         row_fingerprints=rows,
         attrs=attrs,
-        compute=compute,
-        payload={"store": str(store), "xsec": xsec, "args": args, "calibration": cal},
+        payload=YieldsPayload(store=str(store), xsec=xsec, args=args, calibration=cal),
         notes=notes,
     )
 
 
-def _solar(store, tpl: xr.Dataset, sun: int, sun_row: str, xsec: dict, xsec_fp: str, args: dict, config) -> dict:
-    """The Sun's ratios to HAWC and its HAWC calibration factor, cached in the store by their inputs.
+def _solar_key(inp: _Inputs, config) -> str:
+    """Everything the Sun's calibration depends on (the cache key of :func:`_solar`)."""
+    hawc = config.mirroring.model_dump(mode="json", exclude={"calibration"})
+    return digest(
+        {
+            "code": CODE_VERSION,
+            "sun": inp.tpl_rows[inp.sun],
+            "xsec": inp.xsec_fp,
+            "X": inp.xsec["X"],
+            "args": inp.args,
+            "hawc": hawc,
+        }
+    )
 
-    The solar kernel call costs seconds (and a numba compilation in a new process), so a
-    no-op plan reads the numbers back instead, keyed by everything they depend on.
-    """
-    import json
 
-    mi = config.mirroring
-    hawc = mi.model_dump(mode="json", exclude={"calibration"})
-    key = digest({"code": CODE_VERSION, "sun": sun_row, "xsec": xsec_fp, "X": xsec["X"], "args": args, "hawc": hawc})
-    path = cstore.cache_path(store, "solar", f"{key}.json")
+def _solar_path(store, key: str):
+    return cstore.cache_path(store, "solar", f"{key}.json")
+
+
+def _read_solar(path) -> dict | None:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
-        pass
+        return None
+
+
+def _solar(inp: _Inputs, config) -> dict:
+    """The Sun's ratios to HAWC and its HAWC calibration factor (seconds, and a numba compilation)."""
     from tasks.kernels.luminosity import AU_CM, flux_at_earth, hawc_calibration_factor, hawc_flux
 
-    uncal = _luminosity(tpl.isel(model=[sun]).load(), xsec, args, 1.0)
-    energy = xsec["energy"]
+    mi = config.mirroring
+    uncal = _luminosity(inp.tpl.isel(model=[inp.sun]).load(), inp.xsec, inp.args, 1.0)
+    energy = inp.xsec["energy"]
     i1 = int(np.argmin(np.abs(np.log(energy))))
     hawc_1tev = float(hawc_flux(energy[i1], mi.hawc_norm, mi.hawc_index))
-    out = {
+    return {
         "ratio_uncalibrated": float(flux_at_earth(uncal.L[0, 1, 0, i1]) / hawc_1tev),
         "ratio_pure_mirroring": float(flux_at_earth(uncal.L_mirror[0, 0, i1]) / hawc_1tev),
         "ratio_ballistic": float(flux_at_earth(uncal.L[0, 0, 0, i1]) / hawc_1tev),
@@ -337,8 +442,16 @@ def _solar(store, tpl: xr.Dataset, sun: int, sun_row: str, xsec: dict, xsec_fp: 
             )
         ),
     }
-    cstore.write_atomic(path, lambda tmp: tmp.write_text(json.dumps(out)))
-    return out
 
 
-STAGE = Stage(name="yields", code_version=CODE_VERSION, inputs=("xsec", "templates"), plan=plan)
+STAGE = Stage(
+    name="yields",
+    code_version=CODE_VERSION,
+    inputs=("xsec", "templates"),
+    schema=SCHEMA,
+    payload=YieldsPayload,
+    compute=compute,
+    plan=plan,
+    prepare=prepare,
+    rank=30,
+)

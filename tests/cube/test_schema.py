@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from cube.schema import SCHEMAS, SchemaError, apply_metadata, validate
+from cube.schema import SCHEMA_ATTR, SCHEMAS, GroupSchema, SchemaError, apply_metadata, get_schema, validate
+from tasks.stages.xsec import SCHEMA as XSEC  # registers every stage's schema (tasks.stages)
 
 
 def _xsec(dims=("E_p", "energy", "messenger")):
@@ -52,3 +53,14 @@ def test_missing_variable_and_attrs_are_caught():
 def test_unknown_group():
     with pytest.raises(SchemaError, match="unknown cube group 'nope'"):
         validate(_xsec(), "nope")
+
+
+def test_a_group_carries_its_schema_for_processes_that_did_not_register_it():
+    assert GroupSchema.from_dict(XSEC.as_dict()) == XSEC
+    renamed = GroupSchema.from_dict({**XSEC.as_dict(), "name": "xsec_copy"})
+    ds = _xsec()
+    ds.attrs[SCHEMA_ATTR] = renamed.as_dict()
+    assert get_schema("xsec_copy", ds) == renamed
+    validate(ds, "xsec_copy")
+    with pytest.raises(SchemaError, match="unknown cube group 'xsec_copy'"):
+        get_schema("xsec_copy")

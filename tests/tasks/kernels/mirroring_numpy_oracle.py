@@ -169,7 +169,7 @@ def mirror_efficiency(
     lam_pp = np.broadcast_to(np.asarray(lam_pp, dtype=float), E_p.shape)
     lam_pair = np.broadcast_to(np.asarray(lam_pair, dtype=float), (n_m,))
     Y, Phi = slab_nodes(radius, rho, v_conv, column, R_star, f_B, include_atmosphere)
-    a, gam, wd = direction_grid(n_mu_b, n_gamma)
+    a, gam, wd = direction_grid(n_mu_b, n_gamma, 9.0)  # the u range of its time (symmetric, 9)
     phi_p = rigidity_column(E_p)
     n_d, n_p = a.size, E_p.size
     # per (m, d, p): turning magnetic column, its segment, and the column there

@@ -17,6 +17,7 @@ from catalogs.stellar.grid import radius_grid
 from tasks.kernels.ballistic import lambda_pair
 from tasks.kernels.mirroring import mirror_efficiency, slab_nodes
 from tasks.kernels.surface import f_B, surface_fraction
+from tests.tasks.kernels.quadrature import fine_quad  # noqa: E402
 
 R_SUN = ac.R_sun.cgs.value
 STARS = {  # M [Msun]: (R [Rsun], Teff [K], age [yr])
@@ -61,7 +62,7 @@ def test_per_area_efficiency_not_surface_fraction_reverses_the_trend(slabs):
     g = {}
     for M, s in slabs.items():
         gg, _ = mirror_efficiency(s["radius"], s["rho"], s["v"], s["column"], s["R"], s["fb"], E_p, lam_pp,
-                                  float(lambda_pair(0.70)), n_mu_b=6, n_gamma=24, u_min=-5.0, u_max=6.0)
+                                  float(lambda_pair(0.70)), **fine_quad(n_mu_b=6, n_gamma=24, u_min=-5.0, u_max=6.0))
         g[M] = float(gg[0, 0])
     assert g[1.0] > 0
     assert g[0.3] < 1e-2 * g[1.0]

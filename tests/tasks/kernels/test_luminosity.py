@@ -20,6 +20,7 @@ from tasks.kernels.luminosity import (  # noqa: E402
     template_luminosity,
     yield_matrix,
 )
+from tests.tasks.kernels.quadrature import FINE, fine_quad  # noqa: E402
 
 
 EP = primary_energy_grid(0.1, 1e5, 10)
@@ -37,7 +38,7 @@ def xs():
 def sun(xs):
     s = solar_template()
     res = template_luminosity(s["radius"], s["rho"], s["v_conv"], s["column"], s["R_star"],
-                              s["mass_init"], s["age"], s["stage"], EP, xs[0], xs[1])
+                              s["mass_init"], s["age"], s["stage"], EP, xs[0], xs[1], **FINE)
     return s, res
 
 
@@ -51,7 +52,7 @@ def test_uniform_thick_star_is_black_sphere_for_neutrinos(xs):
     n = r.size
     R = np.array([7e10])
     res = template_luminosity(r, np.full((1, n), 1.0), np.zeros((1, n)), np.full((1, n), 10.0), R,
-                              [1.0], [4.57e9], ["MS"], EP, *xs)
+                              [1.0], [4.57e9], ["MS"], EP, *xs, **FINE)
     bound = black_sphere(R[0], xs)[1]
     sel = bound > 0
     for scen in (0, 1):
@@ -65,7 +66,7 @@ def test_empty_star_gives_zero(xs):
     r = radius_grid(100)
     n = r.size
     res = template_luminosity(r, np.zeros((2, n)), np.full((2, n), 1e5), np.zeros((2, n)),
-                              [7e10, 7e11], [1.0, 5.0], [1e9, 1e7], ["MS", "MS"], EP, *xs)
+                              [7e10, 7e11], [1.0, 5.0], [1e9, 1e7], ["MS", "MS"], EP, *xs, **FINE)
     assert np.all(res.L == 0) and np.all(res.L_mirror == 0)
 
 
@@ -73,13 +74,13 @@ def test_scenarios_off_main_sequence_are_ballistic(xs):
     s = solar_template()
     res = template_luminosity(s["radius"], np.repeat(s["rho"], 3, 0), np.repeat(s["v_conv"], 3, 0),
                               np.repeat(s["column"], 3, 0), np.repeat(s["R_star"], 3), [1.0, 1.0, 1.6],
-                              [4.57e9] * 3, ["MS", "HG+RGB", "MS"], EP, *xs)
+                              [4.57e9] * 3, ["MS", "HG+RGB", "MS"], EP, *xs, **FINE)
     np.testing.assert_array_equal(res.L[1:, 0], res.L[1:, 1])
     assert np.all(res.L_mirror[1:] == 0) and res.F_sur[0] > 0 and np.all(res.F_sur[1:] == 0)
     np.testing.assert_allclose(res.L[0, 1], combine_scenarios(res.L[:1, 0], res.L_mirror[:1], res.F_sur[:1])[0])
     # caller-supplied surface parameters: F_sur = 0 collapses the scenario to ballistic
     r0 = template_luminosity(s["radius"], s["rho"], s["v_conv"], s["column"], s["R_star"], [1.0], [4.57e9],
-                             ["MS"], EP, *xs, F_sur=[0.0], f_B=[0.7])
+                             ["MS"], EP, *xs, F_sur=[0.0], f_B=[0.7], **FINE)
     np.testing.assert_array_equal(r0.L[0, 0], r0.L[0, 1])
     np.testing.assert_allclose(r0.L_mirror[0], res.L_mirror[0], rtol=1e-12)
 
@@ -145,10 +146,10 @@ def test_quadrature_converged(sun, xs, quad):
     s, res = sun
     if quad:
         res = template_luminosity(s["radius"], s["rho"], s["v_conv"], s["column"], s["R_star"],
-                                  s["mass_init"], s["age"], s["stage"], EP, xs[0], xs[1], **quad)
+                                  s["mass_init"], s["age"], s["stage"], EP, xs[0], xs[1], **fine_quad(**quad))
     fine = template_luminosity(s["radius"], s["rho"], s["v_conv"], s["column"], s["R_star"],
                                s["mass_init"], s["age"], s["stage"], EP, xs[0], xs[1],
-                               n_b=256, n_mu_b=12, n_gamma=96, n_gauss=5, saturation=40.0)
+                               n_b=256, **fine_quad(n_mu_b=12, n_gamma=96, n_gauss=5, saturation=40.0))
     sel = E <= 100
     np.testing.assert_allclose(res.L_mirror[0, 0, sel], fine.L_mirror[0, 0, sel], rtol=1e-3)
     np.testing.assert_allclose(res.L_mirror[0, 1], fine.L_mirror[0, 1], rtol=1e-3)
@@ -170,10 +171,10 @@ def test_batching_does_not_change_results(xs):
     stage = np.array(["MS", "MS", "HG+RGB", "MS"])
     sel = slice(0, None, 4)
     ep, sig, ds = EP[sel], xs[0][sel], xs[1][:, sel]
-    batch = template_luminosity(s["radius"], rho, v, col, R, m, age, stage, ep, sig, ds)
+    batch = template_luminosity(s["radius"], rho, v, col, R, m, age, stage, ep, sig, ds, **FINE)
     for idx in ([1], [3, 1], [1, 0, 2]):
         part = template_luminosity(s["radius"], rho[idx], v[idx], col[idx], R[idx], m[idx], age[idx], stage[idx],
-                                   ep, sig, ds)
+                                   ep, sig, ds, **FINE)
         for field in batch._fields:
             np.testing.assert_array_equal(getattr(part, field), getattr(batch, field)[idx])
 
@@ -193,10 +194,10 @@ def test_calibration_scales_gamma_rays_only_by_default():
 def test_the_calibrated_sun_keeps_its_neutrinos_below_the_black_sphere(sun, xs):
     s, _ = sun
     res = template_luminosity(s["radius"], s["rho"], s["v_conv"], s["column"], s["R_star"],
-                              s["mass_init"], s["age"], s["stage"], EP, xs[0], xs[1], calibration=16.0)
+                              s["mass_init"], s["age"], s["stage"], EP, xs[0], xs[1], calibration=16.0, **FINE)
     both = template_luminosity(s["radius"], s["rho"], s["v_conv"], s["column"], s["R_star"],
                                s["mass_init"], s["age"], s["stage"], EP, xs[0], xs[1], calibration=16.0,
-                               calibration_applies_to="both")
+                               calibration_applies_to="both", **FINE)
     bound = black_sphere(s["R_star"][0], xs)[1][I1]
     assert res.L[0, 1, 1, I1] <= bound * (1 + 1e-9)
     assert both.L[0, 1, 1, I1] > bound  # the literal reading breaks the bound (docs/physics.md P4)
@@ -206,7 +207,7 @@ def test_the_calibrated_sun_keeps_its_neutrinos_below_the_black_sphere(sun, xs):
 def test_pair_absorption_off(sun, xs):
     s, res = sun
     free = template_luminosity(s["radius"], s["rho"], s["v_conv"], s["column"], s["R_star"],
-                               s["mass_init"], s["age"], s["stage"], EP, xs[0], xs[1], pair_absorption=False)
+                               s["mass_init"], s["age"], s["stage"], EP, xs[0], xs[1], pair_absorption=False, **FINE)
     # ballistic: Gamma_gamma = Gamma_nu chord by chord, so the b-integrated efficiencies agree
     np.testing.assert_allclose(free.G_ballistic[0, 0], free.G_ballistic[0, 1], rtol=1e-12)
     np.testing.assert_array_equal(free.G_ballistic[0, 1], res.G_ballistic[0, 1])

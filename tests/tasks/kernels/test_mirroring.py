@@ -13,6 +13,7 @@ from solar_fixture import radius_grid, solar_template  # noqa: E402
 from tasks.kernels import mirroring as M  # noqa: E402
 from tasks.kernels.ballistic import lambda_pair  # noqa: E402
 from tasks.kernels.reference import slab_nodes_quad, trajectory_quad  # noqa: E402
+from tests.tasks.kernels.quadrature import FINE, fine_quad  # noqa: E402
 
 LG = lambda_pair(0.70)
 
@@ -57,7 +58,7 @@ def test_turning_depth_uniform_field():
         # X_tot closed form: 2 [Y_s/mu + (rho/B) Phi_p (pi/2 - arcsin gamma)]
         x_half = 2.0 / mu + 1e-6 / B * phi_p * (np.pi / 2 - np.arcsin(g))
         lp = 45.0
-        gg, gn = M.trajectory_efficiencies(Y[0], P[0], a, g, phi_p, lp, LG)
+        gg, gn = M.trajectory_efficiencies(Y[0], P[0], a, g, phi_p, lp, LG, n_gauss=4)
         np.testing.assert_allclose(gn, -np.expm1(-2 * x_half / lp), rtol=1e-9)
         assert np.all((gg > 0) & (gg <= 1))
 
@@ -71,12 +72,12 @@ def test_no_field_every_proton_unmirrored():
     assert np.all(P == 0)
     mu, a, g = random_directions(40, 1)
     y_bot = 2.0 + 1e-9 * 7e10
-    gg, gn = M.trajectory_efficiencies(Y[0], P[0], a, g, M.rigidity_column(1.0), 47.9, LG)
+    gg, gn = M.trajectory_efficiencies(Y[0], P[0], a, g, M.rigidity_column(1.0), 47.9, LG, n_gauss=4)
     assert np.all(gg == 0.0)
     np.testing.assert_allclose(gn, -np.expm1(-y_bot / (mu * 47.9)), rtol=1e-10)
     # isotropic flux average of 1 - exp(-tau/mu) is 1 - 2 E_3(tau)
     G = M.mirror_efficiency(t["radius"], t["rho"], t["v_conv"], t["column"], t["R_star"], [0.0],
-                            [1.0], [47.9], LG)
+                            [1.0], [47.9], LG, **FINE)
     tau = y_bot / 47.9
     assert G[0][0, 0] == 0.0
     assert G[1][0, 0] == pytest.approx(1 - 2 * expn(3, tau), rel=1e-4, abs=0)
@@ -85,7 +86,7 @@ def test_no_field_every_proton_unmirrored():
 def test_empty_star_gives_zero():
     t = uniform_slab(rho0=0.0, y_surf=0.0)
     G = M.mirror_efficiency(t["radius"], t["rho"], t["v_conv"], t["column"], t["R_star"], [1.0],
-                            [1.0, 100.0], [47.9, 40.0], LG)
+                            [1.0, 100.0], [47.9, 40.0], LG, **FINE)
     assert np.all(G[0] == 0) and np.all(G[1] == 0)
 
 
@@ -105,10 +106,10 @@ def test_direction_average_equals_literal_mu_phi_s_average():
     for E, lp in ((1.0, 47.9), (10.0, 42.0)):
         lit = np.zeros(2)
         for s in (1.0, -1.0):
-            gg, gn = M.trajectory_efficiencies(Y[0], P[0], a, s * n_x0 / a, M.rigidity_column(E), lp, LG)
+            gg, gn = M.trajectory_efficiencies(Y[0], P[0], a, s * n_x0 / a, M.rigidity_column(E), lp, LG, n_gauss=4)
             lit += 0.5 * np.array([np.sum(W * gg), np.sum(W * gn)])
         G = M.mirror_efficiency(t["radius"], t["rho"], t["v_conv"], t["column"], t["R_star"], [1.0],
-                                [E], [lp], LG)
+                                [E], [lp], LG, **FINE)
         np.testing.assert_allclose([G[0][0, 0], G[1][0, 0]], lit, rtol=2e-3)
 
 
@@ -152,14 +153,14 @@ def test_efficiencies_bounded():
     E = np.logspace(-1, 5, 25)
     lp = np.linspace(55, 28, 25)
     for lg in (LG, 30.0):
-        gg, gn = M.mirror_efficiency(r, rho, v, col, 10 ** (10 + rng.random(n_m)), rng.random(n_m), E, lp, lg)
+        gg, gn = M.mirror_efficiency(r, rho, v, col, 10 ** (10 + rng.random(n_m)), rng.random(n_m), E, lp, lg, **FINE)
         assert np.all((gg >= 0) & (gg <= 1)) and np.all((gn >= 0) & (gn <= 1 + 1e-12))
         assert np.all(gg <= gn + 1e-12)  # a gamma ray needs an interaction
 
 
 def test_direction_grid_normalised():
     for n in ((2, 8), (6, 48)):
-        a, g, w = M.direction_grid(*n)
+        a, g, w = M.direction_grid(*n, u_max=9.0)
         assert w.sum() == pytest.approx(1.0, abs=1e-14)
         assert np.all((a > 0) & (a <= 1) & (np.abs(g) < 1))
 
@@ -171,8 +172,8 @@ def test_asymmetric_direction_range_matches_full_range():
             [49.0, 47.9, 45.0, 40.0], LG)
     a, g, w = M.direction_grid(6, 24, u_max=6.0, u_min=-5.0)
     assert w.sum() == pytest.approx(1.0, abs=1e-14) and g.min() == pytest.approx(np.tanh(-5.0))
-    full = M.mirror_efficiency(*args)
-    short = M.mirror_efficiency(*args, n_gamma=24, u_max=6.0, u_min=-5.0)
+    full = M.mirror_efficiency(*args, **FINE)
+    short = M.mirror_efficiency(*args, **fine_quad(n_gamma=24, u_max=6.0, u_min=-5.0))
     # the grazing layer shrinks as 1/E_p: u_max = 6 resolves it to < 1e-3 up to a few TeV (the
     # HAWC range), ~1e-2 at 30 TeV (where the scenario is dominated by the ballistic term)
     np.testing.assert_allclose(short[0][:, :3], full[0][:, :3], rtol=1e-3)
@@ -180,11 +181,11 @@ def test_asymmetric_direction_range_matches_full_range():
     np.testing.assert_allclose(short[1], full[1], rtol=5e-4)
     # even Gauss rule in alpha (the integrand is even in alpha): 4 nodes agree with 12; for the
     # solar fixture it beats the half-range rule for neutrinos, not for gamma rays
-    a4, _, w4 = M.direction_grid(4, 8, alpha_rule="even")
+    a4, _, w4 = M.direction_grid(4, 8, u_max=9.0, alpha_rule="even")
     assert w4.sum() == pytest.approx(1.0, abs=1e-14) and np.all((a4 > 0) & (a4 < 1))
-    even = M.mirror_efficiency(*args, n_mu_b=4, alpha_rule="even")
-    fine = M.mirror_efficiency(*args, n_mu_b=12)
-    half = M.mirror_efficiency(*args, n_mu_b=4)
+    even = M.mirror_efficiency(*args, alpha_rule="even", **fine_quad(n_mu_b=4))
+    fine = M.mirror_efficiency(*args, **fine_quad(n_mu_b=12))
+    half = M.mirror_efficiency(*args, **fine_quad(n_mu_b=4))
     np.testing.assert_allclose(even[0], fine[0], rtol=2e-3)
     np.testing.assert_allclose(even[1], fine[1], rtol=5e-4)
     assert np.max(np.abs(even[1] / fine[1] - 1)) < np.max(np.abs(half[1] / fine[1] - 1))
@@ -197,10 +198,10 @@ def test_turning_segment_rule():
     args = (s["radius"], s["rho"], s["v_conv"], s["column"], s["R_star"], [0.7], [0.5, 1.0, 3.0, 30.0],
             [49.0, 47.9, 45.0, 40.0], LG)
     kw = dict(n_mu_b=4, n_gamma=16, node_tol=0.0)
-    ref = M.mirror_efficiency(*args, n_gauss=8, **kw)
-    same = M.mirror_efficiency(*args, n_gauss=2, n_gauss_turn=2, **kw)
-    np.testing.assert_array_equal(same[0], M.mirror_efficiency(*args, n_gauss=2, **kw)[0])
-    turn = M.mirror_efficiency(*args, n_gauss=2, n_gauss_turn=6, **kw)
+    ref = M.mirror_efficiency(*args, **fine_quad(n_gauss=8, **kw))
+    same = M.mirror_efficiency(*args, n_gauss_turn=2, **fine_quad(n_gauss=2, **kw))
+    np.testing.assert_array_equal(same[0], M.mirror_efficiency(*args, **fine_quad(n_gauss=2, **kw))[0])
+    turn = M.mirror_efficiency(*args, n_gauss_turn=6, **fine_quad(n_gauss=2, **kw))
     err_plain = np.max(np.abs(same[0] / ref[0] - 1))
     err_turn = np.max(np.abs(turn[0] / ref[0] - 1))
     assert err_turn < 3e-4 and err_turn < err_plain / 3
@@ -224,7 +225,7 @@ def test_fast_kernel_matches_numpy_oracle_on_solar_fixture():
 
     s, E_p, lp = _solar_inputs()
     args = (s["radius"], s["rho"], s["v_conv"], s["column"], s["R_star"], [0.7], E_p, lp, LG)
-    new = M.mirror_efficiency(*args)
+    new = M.mirror_efficiency(*args, **FINE)
     old = OLD.mirror_efficiency(*args)
     for k in range(2):
         assert np.all(old[k] > 0)
@@ -232,7 +233,7 @@ def test_fast_kernel_matches_numpy_oracle_on_solar_fixture():
     # exact model (no node thinning) and another Gauss order go through the same code
     for kw in (dict(node_tol=0.0), dict(n_gauss=3)):
         sel = slice(0, None, 6)
-        new = M.mirror_efficiency(*args[:6], E_p[sel], lp[sel], LG, **kw)
+        new = M.mirror_efficiency(*args[:6], E_p[sel], lp[sel], LG, **fine_quad(**kw))
         old = OLD.mirror_efficiency(*args[:6], E_p[sel], lp[sel], LG, **kw)
         for k in range(2):
             np.testing.assert_allclose(new[k], old[k], rtol=1e-4, atol=0)
@@ -252,7 +253,7 @@ def test_trajectory_efficiencies_match_numpy_oracle():
             np.testing.assert_allclose(new[0], old[0], rtol=1e-6, atol=1e-300)
     # broadcasting over leading axes of the nodes and the parameters
     gg, gn = M.trajectory_efficiencies(Y[:, None], P[:, None], a[:5, None], g[:5, None],
-                                       M.rigidity_column([1.0, 10.0]), 47.0, LG)
+                                       M.rigidity_column([1.0, 10.0]), 47.0, LG, n_gauss=4)
     assert gg.shape == gn.shape == (5, 2)
 
 
@@ -268,17 +269,17 @@ def test_batching_and_energy_order_do_not_change_results():
     fb = rng.uniform(0.5, 1.0, n)
     lg = np.full(n, LG)
     sel = slice(0, None, 3)
-    batch = M.mirror_efficiency(s["radius"], rho, v, col, R, fb, E_p[sel], lp[sel], lg)
+    batch = M.mirror_efficiency(s["radius"], rho, v, col, R, fb, E_p[sel], lp[sel], lg, **FINE)
     for i in (0, 3):
         one = M.mirror_efficiency(s["radius"], rho[i : i + 1], v[i : i + 1], col[i : i + 1], R[i : i + 1], fb[i : i + 1], E_p[sel], lp[sel],
-                                  lg[i : i + 1])
+                                  lg[i : i + 1], **FINE)
         pair = M.mirror_efficiency(s["radius"], rho[[i, 2]], v[[i, 2]], col[[i, 2]], R[[i, 2]], fb[[i, 2]],
-                                   E_p[sel], lp[sel], lg[[i, 2]])
+                                   E_p[sel], lp[sel], lg[[i, 2]], **FINE)
         for k in range(2):
             np.testing.assert_array_equal(one[k][0], batch[k][i])
             np.testing.assert_array_equal(pair[k][0], batch[k][i])
     perm = np.random.default_rng(1).permutation(E_p[sel].size)
-    shuffled = M.mirror_efficiency(s["radius"], rho, v, col, R, fb, E_p[sel][perm], lp[sel][perm], lg)
+    shuffled = M.mirror_efficiency(s["radius"], rho, v, col, R, fb, E_p[sel][perm], lp[sel][perm], lg, **FINE)
     for k in range(2):
         np.testing.assert_array_equal(shuffled[k], batch[k][:, perm])
 
@@ -307,12 +308,12 @@ def test_no_pair_absorption_per_trajectory_matches_quad_and_closed_form():
 def test_no_pair_absorption_direction_average_is_brighter():
     s, E_p, lp = _solar_inputs()
     args = (s["radius"], s["rho"], s["v_conv"], s["column"], s["R_star"], [0.7], E_p, lp)
-    g_abs, n_abs = M.mirror_efficiency(*args, LG)
-    g_free, n_free = M.mirror_efficiency(*args, np.inf)
+    g_abs, n_abs = M.mirror_efficiency(*args, LG, **FINE)
+    g_free, n_free = M.mirror_efficiency(*args, np.inf, **FINE)
     assert np.all(np.isfinite(g_free))
     np.testing.assert_array_equal(n_free, n_abs)  # neutrinos do not care about pair production
     assert np.all(g_free >= g_abs) and np.all(g_free <= n_free + 1e-12)
     # the Sun's mirrored gamma rays are made near the surface but not at it: absorption matters
     assert np.max(g_free / np.where(g_abs > 0, g_abs, np.inf)) > 1.1
     with pytest.raises(ValueError, match="lambda_pair"):
-        M.mirror_efficiency(*args, 0.0)
+        M.mirror_efficiency(*args, 0.0, **FINE)

@@ -14,6 +14,7 @@ from tasks.kernels.ballistic import lambda_pair  # noqa: E402
 from tasks.kernels.chords import chord_columns, impact_grid  # noqa: E402
 from tasks.kernels.luminosity import ballistic_efficiency, impact_weights  # noqa: E402
 from tasks.kernels.reference import ballistic_G_quad, mirror_efficiency_quad  # noqa: E402
+from tests.tasks.kernels.quadrature import fine_quad  # noqa: E402
 
 LG = lambda_pair(0.70)
 LP = np.array([54.0, 47.9, 38.0])  # ~ lambda_pp at 0.1, 1, 100 TeV
@@ -49,10 +50,10 @@ def test_mirroring_matches_quad():
     for t in ts:
         col = np.full((1, r.size), t["col"])
         kg, kn = M.mirror_efficiency(r, t["rho"][None], t["v"][None], col, [t["R"]], [t["fb"]],
-                                     EPS[:2], LP[:2], LG, n_mu_b=2, n_gamma=8)
+                                     EPS[:2], LP[:2], LG, **fine_quad(n_mu_b=2, n_gamma=8))
         for i in range(2):
             rg, rn = mirror_efficiency_quad(r, t["rho"], t["v"], t["col"], t["R"], t["fb"], EPS[i], LP[i], LG,
-                                            n_mu_b=2, n_gamma=8)
+                                            n_mu_b=2, n_gamma=8, u_max=9.0)
             assert kg[0, i] == pytest.approx(rg, rel=1e-3, abs=0)
             assert kn[0, i] == pytest.approx(rn, rel=1e-3, abs=0)
 
@@ -71,8 +72,8 @@ def test_the_sun_at_1_TeV_matches_quad():
     np.testing.assert_allclose(kern, ballistic_G_quad(r, sun["rho"], sun["R"], LP[1:2], LG), rtol=1e-3)
     col = np.full((1, r.size), sun["col"])
     kg, kn = M.mirror_efficiency(r, sun["rho"][None], sun["v"][None], col, [sun["R"]], [sun["fb"]],
-                                 EPS[1:2], LP[1:2], LG, n_mu_b=2, n_gamma=8)
+                                 EPS[1:2], LP[1:2], LG, **fine_quad(n_mu_b=2, n_gamma=8))
     rg, rn = mirror_efficiency_quad(r, sun["rho"], sun["v"], sun["col"], sun["R"], sun["fb"], EPS[1], LP[1], LG,
-                                    n_mu_b=2, n_gamma=8)
+                                    n_mu_b=2, n_gamma=8, u_max=9.0)
     assert kg[0, 0] == pytest.approx(rg, rel=1e-3, abs=0)
     assert kn[0, 0] == pytest.approx(rn, rel=1e-3, abs=0)

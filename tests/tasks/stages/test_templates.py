@@ -177,6 +177,12 @@ def test_a_planted_pickle_in_the_track_cache_is_never_executed(generated, tmp_pa
     import pickle
 
     path2.write_bytes(pickle.dumps(_Planted(marker)))
+    # and the library the prepare step assembled from the tracks, which the plan reads
+    from tasks.stages.templates import _library_path
+
+    library = _library_path(work, config)
+    assert library.is_file()
+    np.savez(library, mass_init=np.array([_Planted(marker)], dtype=object))
     shutil.rmtree(work / "templates")  # the stage must plan again, reading the caches
     with pytest.warns(UserWarning, match="ignoring unreadable track cache"):
         run(config, work, stages=["templates"])
