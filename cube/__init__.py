@@ -1,32 +1,27 @@
 """The data-cube layer: cube schemas, the Zarr v3 store, region writes, chunk fingerprints, lazy open.
 
-It knows names, dims, units and chunks, and nothing about physics.
+It knows names, dims, units and chunks, and nothing about physics.  Users read stores through
+``stardiffuse`` (``sd.open``, ``sd.open_tree``); the names below are what a user of this layer
+needs.  The pipeline's own pieces (region writes, the ledger, fingerprints) are imported from
+the submodules ``cube.store``, ``cube.schema`` and ``cube.fingerprint``.
 
 Examples
 --------
 >>> import cube
 >>> ds = cube.open("stardiffuse.zarr", "xsec")          # doctest: +SKIP
->>> ds.dsigma_dE.sel(messenger="gamma").isel(E_p=10)     # doctest: +SKIP
+>>> cube.validate(ds, "xsec")                            # doctest: +SKIP
+>>> cube.get_schema("xsec").dims                         # doctest: +SKIP
 """
 
-from cube.fingerprint import ChunkKey, chunk_keys, combine, fingerprint
-from cube.schema import SCHEMAS, GroupSchema, SchemaError, VarSpec, apply_metadata, get_schema, validate
-from cube.store import StoreError, StoreLockedError, open, store_lock
+from cube.schema import SCHEMAS, SchemaError, get_schema, validate
+from cube.store import StoreError, StoreLockedError, open
 
 __all__ = [
-    "ChunkKey",
-    "chunk_keys",
-    "combine",
-    "fingerprint",
-    "SCHEMAS",
-    "GroupSchema",
-    "SchemaError",
-    "VarSpec",
-    "apply_metadata",
-    "get_schema",
+    "open",
     "validate",
+    "get_schema",
+    "SCHEMAS",
+    "SchemaError",
     "StoreError",
     "StoreLockedError",
-    "open",
-    "store_lock",
 ]

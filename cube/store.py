@@ -13,6 +13,14 @@ The ledger lives beside the groups, in ``<store>/_ledger/<group>/<chunk>.json``;
 is replaced atomically, so a killed run leaves either the old or the new entry, never half
 of one.  A chunk that is about to be rewritten in place loses its entry first, so an
 interrupted run leaves it stale.
+
+What ``xarray.open_datatree(store, engine="zarr")`` sees is the root's consolidated metadata,
+which lists the stage groups only: the bookkeeping beside them (the ledger ``_ledger/``, derived
+inputs ``_cache/``, the lock file, groups being rebuilt ``_staging_*``) is never in it.  It is
+rewritten whenever a stage group's metadata changes (:func:`group_attrs_update`,
+:func:`swap_in_staging`) and removed just before such a change, so at every instant it is
+either right or absent; without it, readers list the directories and see the bookkeeping
+(:func:`hierarchy_problems` names it, ``stardiffuse.open_tree`` reads a store in any state).
 """
 
 from __future__ import annotations
@@ -56,6 +64,8 @@ __all__ = [
     "group_attrs_update",
     "cache_path",
     "write_atomic",
+    "stage_groups",
+    "hierarchy_problems",
 ]
 
 # Label coordinates (messenger, stage, region names) are stored as strings, which zarr-python
@@ -181,6 +191,26 @@ def _mark_dirty(store: str | os.PathLike) -> None:
     p.touch()
 
 
+def _is_bookkeeping(name: str) -> bool:
+    """Whether a top-level name of the store is bookkeeping (ledger, cache, staging, lock), not a cube."""
+    return name.startswith(("_", "."))
+
+
+def _drop_consolidated(store: str | os.PathLike) -> None:
+    """Remove the root's consolidated metadata before a stage group's metadata changes.
+
+    Readers then list the groups themselves (correct, if slower) until :func:`consolidate`
+    writes it again, instead of trusting a listing that is about to be stale.
+    """
+    root = Path(store) / "zarr.json"
+    try:
+        meta = json.loads(root.read_text())
+    except (OSError, json.JSONDecodeError):
+        return
+    if meta.pop("consolidated_metadata", None) is not None:
+        write_atomic(root, lambda tmp: tmp.write_text(json.dumps(meta)))
+
+
 def open_group_if_exists(store: str | os.PathLike, group: str, *, dask: bool = True) -> xr.Dataset | None:
     """Lazily open ``group`` without consolidated metadata, or return ``None`` if it is absent.
 
@@ -296,11 +326,30 @@ def validate_chunk(store: str | os.PathLike, group: str, key: ChunkKey, chunk: x
             raise StoreError(f"chunk {key.name}: coordinate {name!r} does not match the template's rows")
 
 
+def _same_attrs(stored: Mapping, attrs: Mapping) -> bool:
+    try:
+        return all(k in stored and stored[k] == json.loads(json.dumps(v)) for k, v in attrs.items())
+    except (TypeError, ValueError):  # not plain JSON (numpy scalars): written as zarr encodes them
+        return False
+
+
 def group_attrs_update(store: str | os.PathLike, group: str, attrs: Mapping) -> None:
-    """Replace the user attributes of ``group`` (client only, at the end of a stage)."""
-    _mark_dirty(store)
+    """Replace the user attributes of ``group`` (client only, at the end of a stage).
+
+    For a stage group the root's consolidated metadata is rewritten too, so that
+    ``xarray.open_datatree`` sees the new attributes even if the run stops before its end.
+    """
     g = zarr.open_group(os.fspath(store), path=group, mode="r+", zarr_format=3)
-    g.attrs.update(dict(attrs))
+    attrs = dict(attrs)
+    if _same_attrs(g.attrs, attrs):
+        return  # nothing changes (a rerun with nothing to do)
+    _mark_dirty(store)
+    visible = not _is_bookkeeping(group)
+    if visible:
+        _drop_consolidated(store)
+    g.attrs.update(attrs)
+    if visible:
+        consolidate(store, clean=False)
 
 
 def staging_name(group: str) -> str:
@@ -322,6 +371,7 @@ def swap_in_staging(store: str | os.PathLike, group: str) -> None:
     old or the new complete group is under ``group``'s name or aside for the next run.
     """
     _mark_dirty(store)
+    _drop_consolidated(store)
     root = Path(store)
     staging = staging_name(group)
     old = root / f"{STAGING_PREFIX}old_{group}"
@@ -339,8 +389,13 @@ def swap_in_staging(store: str | os.PathLike, group: str) -> None:
     shutil.rmtree(old_ledger, ignore_errors=True)
 
 
-def consolidate(store: str | os.PathLike) -> None:
-    """Consolidate the metadata of the whole store once, from the client, at the end of a run."""
+def consolidate(store: str | os.PathLike, clean: bool = True) -> None:
+    """Consolidate the metadata of the stage groups into the root (client only).
+
+    Called at the end of a run (``clean=True``: the store is marked clean for :func:`open`)
+    and after a stage group's metadata changed.  Groups being rebuilt (``_staging_*``) are left
+    out, so ``xarray.open_datatree`` shows exactly the stage groups.
+    """
     root = Path(store)
     with warnings.catch_warnings():
         # The ledger and the lock file sit beside the groups on purpose, and consolidated
@@ -350,8 +405,51 @@ def consolidate(store: str | os.PathLike) -> None:
         if not (root / "zarr.json").exists():
             zarr.open_group(os.fspath(root), mode="a", zarr_format=3)
         zarr.consolidate_metadata(os.fspath(root), zarr_format=3)
-    with contextlib.suppress(FileNotFoundError):
-        (root / DIRTY_FILE).unlink()
+    meta = json.loads((root / "zarr.json").read_text())
+    inner = (meta.get("consolidated_metadata") or {}).get("metadata") or {}
+    hidden = [k for k in inner if _is_bookkeeping(k.split("/", 1)[0])]
+    if hidden:
+        for k in hidden:
+            del inner[k]
+        write_atomic(root / "zarr.json", lambda tmp: tmp.write_text(json.dumps(meta)))
+    if clean:
+        with contextlib.suppress(FileNotFoundError):
+            (root / DIRTY_FILE).unlink()
+
+
+def stage_groups(store: str | os.PathLike) -> list[str]:
+    """Names of the cube groups in ``store`` (bookkeeping and groups being rebuilt left out), sorted."""
+    root = Path(store)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "zarr.json").exists() and not _is_bookkeeping(p.name))
+
+
+def hierarchy_problems(store: str | os.PathLike) -> list[str]:
+    """What ``xarray.open_datatree(store, engine="zarr")`` would trip over, as sentences; empty if nothing.
+
+    A store whose root lists exactly its stage groups (consolidated metadata written by a run that
+    finished) opens as a tree of those groups.  Otherwise readers list the directory, and the
+    bookkeeping beside the groups shows up (a warning per folder, ``_staging_*`` groups as nodes).
+    """
+    root = Path(store)
+    if not (root / "zarr.json").exists():
+        return [f"store {root} has no root group (zarr.json); run `stardiffuse run --store {root}` first"]
+    meta = json.loads((root / "zarr.json").read_text())
+    inner = (meta.get("consolidated_metadata") or {}).get("metadata")
+    if inner is None:
+        return [f"store {root} has no consolidated metadata (a run is in progress or was interrupted): "
+                "readers list its folders and see the bookkeeping beside the cubes; rerun `stardiffuse run` to finish it"]
+    out = []
+    listed = {k.split("/", 1)[0] for k in inner}
+    hidden = sorted(n for n in listed if _is_bookkeeping(n))
+    if hidden:
+        out.append(f"store {root} lists bookkeeping groups {', '.join(hidden)} (a store of an older version); "
+                   "rerun `stardiffuse run` to rewrite its metadata")
+    missing = sorted(set(stage_groups(root)) - listed)
+    if missing:
+        out.append(f"store {root}'s consolidated metadata misses {', '.join(missing)}; rerun `stardiffuse run` to rewrite it")
+    return out
 
 
 def open(store: str | os.PathLike, group: str) -> xr.Dataset:  # noqa: A001 - the public name

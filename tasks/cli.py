@@ -8,7 +8,6 @@ exit with status 2, without a traceback.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 import time
@@ -69,119 +68,63 @@ class UserError(Exception):
 
 
 def _load(args):
-    from tasks.config import load_config
+    import stardiffuse as sd
 
-    return load_config(args.config, getattr(args, "preset", None))
+    return sd.load_config(args.config, getattr(args, "preset", None))
 
 
 def _cmd_run(args, console: Console) -> int:
-    from tasks.runner import run
-    from tasks.stages import resolve
+    import stardiffuse as sd
 
     config = _load(args)
-    stages = resolve(args.stages.split(",")) if args.stages else None
+    stages = sd.resolve_stages(args.stages) if args.stages else None
     kind = args.cluster or config.run.cluster
     workers = args.workers or config.run.workers
     if workers is not None and workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
-    from tasks.config import check_paths
-
-    check_paths(config, cluster=kind, jobqueue=args.jobqueue)
     t0 = time.perf_counter()
-    jobqueue = args.jobqueue or config.run.jobqueue
-    if args.sweep:
-        from tasks.sweep import parse_sweep, seed_from, sweep_stores, with_value
-
-        key, values = parse_sweep(args.sweep)
-        configs = [with_value(config, key, v) for v in values]  # all validated before anything runs
-        stores = sweep_stores(args.store, key, values)
-        summaries = []
-        with _client(kind, workers, jobqueue, config, console) as client:
-            for i, (cfg, st) in enumerate(zip(configs, stores)):
-                if i:
-                    seed_from(stores[i - 1], st)
-                console.print(f"[bold]{key} = {values[i]}[/bold] -> {st}")
-                summaries.append(run(cfg, st, client=client, stages=stages, console=console))
-                _print_summary(summaries[-1], console)
+    sweep = sd.parse_sweep(args.sweep) if args.sweep else None
+    # the cluster checks the paths the configuration names before anything runs; it starts only
+    # when a stage first has chunks to compute
+    with sd.cluster(kind, workers, config=config, jobqueue=args.jobqueue, console=console) as client:
+        if sweep:
+            key, values = sweep
+            summaries = sd.sweep(config, args.store, key, values, client=client, stages=stages, console=console)
+        else:
+            summary = sd.run(config, args.store, client=client, stages=stages, console=console)
+    if sweep:
         console.print(f"sweep of {key} over {len(values)} values done in {time.perf_counter() - t0:.1f} s")
         if args.json:
             print(json.dumps({"sweep": key, "values": values, "stores": [s.as_json() for s in summaries]}))
         return 0
-    with _client(kind, workers, jobqueue, config, console) as client:
-        summary = run(config, args.store, client=client, stages=stages, console=console)
-    total = time.perf_counter() - t0
-    _print_summary(summary, console)
-    console.print(f"store {summary.store} up to date in {total:.1f} s")
+    console.print(f"store {summary.store} up to date in {time.perf_counter() - t0:.1f} s")
     if args.json:
         print(json.dumps(summary.as_json()))
     return 0
 
 
-@contextlib.contextmanager
-def _client(kind: str, workers, jobqueue, config, console: Console | None = None):
-    """The run's client; a cluster starts only when a stage first has work (none for a no-op run).
-
-    Once it is up, the dashboard address (as dask users expect) and the Slurm job ids are printed.
-    """
-    from tasks.cluster import LazyClient, make_client
-
-    if kind == "sync":
-        with make_client("sync") as client:
-            yield client
-        return
-    r = config.run
-    adapt = (r.min_jobs or 1, r.max_jobs) if r.max_jobs else None
-    options = {"wait_timeout": r.wait_timeout, "adapt": adapt, "worker_lifetime": r.worker_lifetime,
-               "lifetime_stagger": r.lifetime_stagger, "tls": r.tls, "dashboard_address": r.dashboard_address,
-               "announce": console.print if console is not None else None}
-    client = LazyClient(lambda: make_client(kind, workers, jobqueue, **options))
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-def _print_summary(summary, console: Console) -> None:
-    for name, res in summary.stages.items():
-        extra = f", {res.chunks_copied} reused after a layout change" if res.chunks_copied else ""
-        extra += "".join(f", {k.replace('_', ' ')}: {v:,}" for k, v in res.work.items())
-        console.print(f"  {name:<11} {res.chunks_computed}/{res.chunks_total} chunks computed{extra} in {res.seconds:.1f} s")
-        for note in res.notes:
-            console.print(f"      {note}")
-
-
 def _cmd_status(args, console: Console) -> int:
-    from tasks.config import check_paths
-    from tasks.runner import status
+    import stardiffuse as sd
+    from stardiffuse.api import _status_record
 
-    config = _load(args)
-    check_paths(config)
-    out = status(config, args.store, args.stages.split(",") if args.stages else None)
+    table = sd.status(_load(args), args.store, args.stages)
     if args.json:
-        print(json.dumps({"store": args.store, "stages": out}))
-    else:
-        for name, st in out.items():
-            if "chunks_total" in st:
-                more = f" (more once {', '.join(st['upstream_stale'])} rerun)" if st.get("upstream_stale") else ""
-                console.print(f"  {name:<11} {st['chunks_total']} chunks, {st['chunks_stale']} stale{more}")
-                if st.get("reason"):
-                    console.print(f"      {st['reason']}")
-            else:
-                console.print(f"  {name:<11} {st['status']}", markup=False)
+        print(json.dumps({"store": args.store, "stages": {row.stage: _status_record(row) for row in table.itertuples()}}))
+        return 0
+    for row in table.itertuples():
+        if row.status in ("waiting for upstream", "cannot plan"):
+            console.print(f"  {row.stage:<11} {row.reason}", markup=False)
+            continue
+        more = f" (more once {', '.join(row.upstream_stale)} rerun)" if row.upstream_stale else ""
+        console.print(f"  {row.stage:<11} {row.chunks_total} chunks, {row.chunks_stale} stale{more}")
+        if row.reason:
+            console.print(f"      {row.reason}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``stardiffuse`` console script; returns the exit status."""
-    from cube.schema import SchemaError
-    from cube.store import StoreError
-    from tasks.config import ConfigError
-    from tasks.stages import UnknownStageError
-
-    try:
-        from tasks.cluster import ClusterError
-    except ImportError:  # pragma: no cover - cluster support is part of the package
-        ClusterError = RuntimeError  # type: ignore[assignment,misc]
+    import stardiffuse as sd
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -190,41 +133,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     json_mode = getattr(args, "json", False)
     # With --json the last line of stdout is the JSON object; progress goes to stderr.
     console = Console(stderr=json_mode)
-    from catalogs.stellar.mesa import MesaFormatError
-    from tasks.kernels.population import LibraryError
-    from tasks.stages.base import MissingInputError
-
-    errors = (
-        ConfigError,
-        StoreError,
-        UnknownStageError,
-        ClusterError,
-        UserError,
-        SchemaError,
-        MesaFormatError,
-        MissingInputError,
-        LibraryError,
-    )
+    errors = (*sd.USER_ERRORS, UserError)
     try:
         if args.command == "run":
             return _cmd_run(args, console)
         if args.command == "status":
             return _cmd_status(args, console)
         if args.command == "figures":
-            from tasks.figures import make_figures
-
-            made = make_figures(args.store, args.out, console=console, band=args.band)
-            n = sum(1 for v in made.values() if not isinstance(v, str))
-            console.print(f"{n} of {len(made)} figures written to {args.out}")
+            sd.figures(args.store, args.out, band=args.band, console=console)
             return 0
         if args.command == "export":
-            from tasks.export import export
-
-            export(args.store, args.out, console=console)
+            sd.export(args.store, args.out, console=console)
             return 0
-        from tasks.report import report
-
-        return report(args.store, json_mode=json_mode, console=console)
+        result = sd.report(args.store, console=None if json_mode else console)
+        if json_mode:
+            print(json.dumps(result))
+        return 0
     except errors as e:
         print(f"stardiffuse: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR

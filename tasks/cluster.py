@@ -1,10 +1,10 @@
 """Dask cluster set-up for a pipeline run: synchronous, local processes, or Slurm.
 
-``make_client`` is the single entry point used by the CLI (``--cluster`` and
-``--workers``) and by notebooks::
+``make_client`` is the single entry point behind ``stardiffuse.cluster`` (the CLI's
+``--cluster`` and ``--workers``)::
 
-    with make_client("local", workers=4) as client:
-        tasks.run(config, store, client=client)
+    with sd.cluster("local", workers=4) as client:
+        sd.run(config, store, client=client)
 
 The Slurm path uses ``dask_jobqueue.SLURMCluster`` configured from a
 ``jobqueue.yaml`` (default: ``deployment/jobqueue.yaml`` of this repository);

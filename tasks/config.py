@@ -14,7 +14,7 @@ import copy
 import math
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Mapping
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -25,6 +25,7 @@ __all__ = [
     "EnergyGrid",
     "load_config",
     "load_preset",
+    "with_overrides",
     "check_paths",
     "PRESETS",
 ]
@@ -515,7 +516,58 @@ def load_preset(name: str) -> Config:
     return _validate(_preset_dict(name), f"preset {name}")
 
 
-def load_config(path: str | Path | None = None, preset: str | None = None) -> Config:
+def _unknown_key(source: str, key: str) -> ConfigError:
+    return ConfigError(f"invalid configuration\n  {source}: {key}: unknown key (check the spelling; see the quick preset for every key)")
+
+
+def with_overrides(config: Config, overrides: Mapping[str, Any], source: str = "override") -> Config:
+    """A copy of ``config`` with dotted keys set, validated like a file.
+
+    Parameters
+    ----------
+    config : Config
+        The validated configuration to start from (it is not changed).
+    overrides : mapping of str to value
+        Dotted key paths (``"mirroring.f_B_high"``; ``"mirroring__f_B_high"`` is the same key) to
+        their new values.  A mapping given for a section or a nested model (``{"xsec": {"chunk":
+        8}}``) is merged into it; any other value replaces the key.
+    source : str
+        Names where the overrides come from in error messages (``--sweep mirroring.f_B_high=2``).
+
+    Raises
+    ------
+    ConfigError
+        For an unknown key or an invalid value; the message names the key path.
+    """
+    if not overrides:
+        return config
+    d = config.model_dump(mode="json")
+    for key, value in overrides.items():
+        path = key.replace("__", ".")
+        target = d
+        *head, last = path.split(".")
+        for h in head:
+            if not isinstance(target.get(h), dict):
+                raise _unknown_key(source, path)
+            target = target[h]
+        if path == "preset":
+            raise ConfigError(
+                f"invalid configuration\n  {source}: preset: choose the preset with load_config(preset=...) or in the file, "
+                "not as an override"
+            )
+        if last not in target:
+            raise _unknown_key(source, path)
+        if isinstance(value, Mapping) and isinstance(target[last], dict):
+            target[last] = _deep_merge(target[last], dict(value))
+        else:
+            target[last] = value
+    try:
+        return Config.model_validate(d)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err, source)) from None
+
+
+def load_config(path: str | Path | None = None, preset: str | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
     """Load and validate a configuration.
 
     Parameters
@@ -524,12 +576,22 @@ def load_config(path: str | Path | None = None, preset: str | None = None) -> Co
         A YAML file.  If it has a top-level ``preset:`` key, the file overrides that preset.
     preset : str, optional
         ``quick`` or ``paper``; used when no file is given (default ``quick``).
+    overrides : mapping, optional
+        Dotted keys set after the file is read (see :func:`with_overrides`).
 
     Raises
     ------
     ConfigError
         For an unreadable file, bad YAML, or any invalid key (the message names the key path).
     """
+    config = _load_config(path, preset)
+    if overrides:
+        shown = ", ".join(f"{k.replace('__', '.')}={v!r}" for k, v in overrides.items())
+        config = with_overrides(config, overrides, source=f"override {shown}")
+    return config
+
+
+def _load_config(path: str | Path | None, preset: str | None) -> Config:
     if path is None:
         return load_preset(preset or "quick")
     p = Path(path)

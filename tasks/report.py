@@ -30,6 +30,7 @@ __all__ = [
     "unabsorbed_ballistic_gamma",
     "mass_trend_claim",
     "report",
+    "print_report",
 ]
 
 #: Energies [TeV] at which the Sun is reported (issue #4).
@@ -546,13 +547,17 @@ def _pdmf_slope(pop, estimator: str | None = None) -> float | None:
 
 def report(store, json_mode: bool = False, console: Console | None = None) -> int:
     """Print the report of ``store`` (a rich table, or JSON with ``json_mode``); returns 0."""
-    console = console or Console()
-    sun = solar_check(store)
-    claims = galactic_claims(store)
-    result = {"store": str(store), "sun": sun, "claims": claims}
+    result = {"store": str(store), "sun": solar_check(store), "claims": galactic_claims(store)}
     if json_mode:
         print(json.dumps(result))
         return 0
+    print_report(result, console or Console())
+    return 0
+
+
+def print_report(result: dict, console: Console) -> None:
+    """Print a report (``{"store", "sun", "claims"}`` as :func:`report` computes it) as rich tables."""
+    sun, claims = result["sun"], result["claims"]
     t = Table(title="Quiet Sun at 1 AU: E^2 dN/dE [TeV cm^-2 s^-1]")
     t.add_column("E [TeV]")
     for e in sun["energy"]:
@@ -595,4 +600,3 @@ def report(store, json_mode: bool = False, console: Console | None = None) -> in
             verdict = {True: "yes", False: "NO", None: "n/a"}[row["agrees"]]
             c.add_row(escape(f"{row['claim']} ({row['note']})"), str(row["paper"]), ours, verdict)
         console.print(c)
-    return 0

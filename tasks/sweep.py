@@ -34,24 +34,9 @@ def parse_sweep(text: str) -> tuple[str, list]:
 
 def with_value(config, key: str, value):
     """A copy of ``config`` with the dotted ``key`` set to ``value``, validated like a file."""
-    from tasks.config import Config, ConfigError, _format_errors
+    from tasks.config import with_overrides
 
-    d = config.model_dump(mode="json")
-    target = d
-    *head, last = key.split(".")
-    for h in head:
-        if not isinstance(target.get(h), dict):
-            raise ConfigError(f"--sweep: {key}: unknown key (check the spelling; see the quick preset for every key)")
-        target = target[h]
-    if last not in target:
-        raise ConfigError(f"--sweep: {key}: unknown key (check the spelling; see the quick preset for every key)")
-    target[last] = value
-    from pydantic import ValidationError
-
-    try:
-        return Config.model_validate(d)
-    except ValidationError as err:
-        raise ConfigError(_format_errors(err, f"--sweep {key}={value}")) from None
+    return with_overrides(config, {key: value}, source=f"--sweep {key}={value}")
 
 
 def sweep_stores(store, key: str, values: list) -> list[Path]:
