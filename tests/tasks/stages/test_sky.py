@@ -295,7 +295,8 @@ def test_sky_components_map_each_component_and_sum_to_the_map(monkeypatch):
         k = COMPONENTS.index(c)
         np.testing.assert_allclose(alone.intensity, both.intensity_component.isel(component=k), rtol=1e-12)
         others = np.delete(alone.intensity_component.values, k, axis=1)
-        assert np.all(others == 0) and np.all(alone.intensity_component.values[:, k] > 0), c
+        own = alone.intensity_component.values[:, k]
+        assert np.all(others == 0) and np.all(own >= 0) and np.any(own > 0), c  # bulge_young: a box, not every ray
 
 
 @pytest.mark.parametrize("b", [90.0, -90.0])
@@ -389,14 +390,14 @@ def _direct_box_mean(store, box, n_l=60, n_b=64, n_s=2001):
     return wgt @ I / wgt.sum(), wgt.sum()
 
 
-@pytest.mark.parametrize("region", ["hawc_plane", "lhaaso_outer"])
+@pytest.mark.parametrize("region", ["hawc_plane", "lhaaso_inner", "lhaaso_outer"])
 def test_region_means_equal_a_direct_fine_quadrature_of_the_model(built, region):
     # The sed stage: 2 deg midpoints in l, 4 Gauss-Legendre nodes in sin b per latitude band, 64
-    # Gauss-Legendre nodes per line of sight.  The reference here: 0.5-2 deg midpoints in l, 0.125 deg
-    # midpoints in b (cos b weights), 2001 Simpson nodes per ray (converged to < 1e-4: halving every
-    # step moves it by less).  The plane's intensity moves < 1% when the stage's nodes double
-    # (test_plane_intensity_converges_in_steps_and_grid), far less off the bulge; the tolerance, 3e-3,
-    # is that accuracy, and 300x below a factor 2 anywhere in the chain.
+    # Gauss-Legendre nodes per line of sight (ray_nodes).  The reference here shares none of that:
+    # 60 midpoints in l (0.5 deg for hawc_plane), 0.125 deg midpoints in b with cos b weights, 2001
+    # Simpson nodes per ray to its own exit point.  Measured (2026-12): the stage is within 1.4e-4 of
+    # the reference, and doubling every resolution of the reference moves it by < 3e-4; the
+    # tolerance, 1e-3, covers both and is 1000x below a factor 2 anywhere in the chain.
     from tasks.kernels.regions import BUILTIN_REGIONS, solid_angle
 
     (box,) = BUILTIN_REGIONS[region]
@@ -404,4 +405,4 @@ def test_region_means_equal_a_direct_fine_quadrature_of_the_model(built, region)
     assert omega == pytest.approx(solid_angle(BUILTIN_REGIONS[region]), rel=1e-5)
     s = cube.open(built[0], "sed").load()
     got = s.mean_intensity.sel(region=region).transpose("scenario", "messenger", "energy").values.ravel()
-    np.testing.assert_allclose(got, mean, rtol=3e-3)
+    np.testing.assert_allclose(got, mean, rtol=1e-3)
