@@ -2,25 +2,22 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import cube
 
-sys.path.insert(0, str(Path(__file__).parent / "stages"))
-from test_sky import built  # noqa: E402,F401 - the module-scoped store of the sky tests
 
 
-def test_export_round_trip(built, tmp_path):  # noqa: F811
+def test_export_round_trip(tiny_store, tmp_path):
     import astropy.units as u
     import healpy as hp
     from astropy.table import Table
     from gammapy.maps import Map
     from gammapy.modeling.models import TemplateSpatialModel
 
-    store, _ = built
+    store = tiny_store
     out = tmp_path / "export"
     r = subprocess.run([sys.executable, "-m", "tasks.cli", "export", "--store", str(store), "--out", str(out)],
                        capture_output=True, text=True, timeout=300)
@@ -59,12 +56,12 @@ def test_export_without_a_sky_is_one_clear_error(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr and "sky" in r.stderr
 
 
-def test_export_without_gammapy_writes_the_core_files(built, tmp_path):  # noqa: F811
+def test_export_without_gammapy_writes_the_core_files(tiny_store, tmp_path):
     # A plain install has no gammapy: block its import in the child process, as if absent.
     import healpy as hp
     from astropy.table import Table
 
-    store, _ = built
+    store = tiny_store
     out = tmp_path / "export"
     code = ("import sys; sys.modules['gammapy'] = None; from tasks.cli import main; "
             f"sys.exit(main(['export', '--store', {str(store)!r}, '--out', {str(out)!r}]))")

@@ -10,12 +10,9 @@ import pytest
 import cube
 from tasks import figures as F
 
-sys.path.insert(0, str(Path(__file__).parent / "stages"))
-from test_sky import built  # noqa: E402,F401 - the module-scoped store of the sky tests
 
-
-def test_every_figure_is_written_by_the_command(built, tmp_path):  # noqa: F811
-    store, _ = built
+def test_every_figure_is_written_by_the_command(tiny_store, tmp_path):
+    store = tiny_store
     out = tmp_path / "figs"
     r = subprocess.run([sys.executable, "-m", "tasks.cli", "figures", "--store", str(store), "--out", str(out)],
                        capture_output=True, text=True, timeout=300)
@@ -26,10 +23,10 @@ def test_every_figure_is_written_by_the_command(built, tmp_path):  # noqa: F811
     assert (out / pngs[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_figures_plot_the_cubes_numbers(built):  # noqa: F811
+def test_figures_plot_the_cubes_numbers(tiny_store):
     from tasks.report import solar_check
 
-    store, _ = built
+    store = tiny_store
     # Fig. 5: the solar SED is the report's solar check
     _, d5 = F.fig5_solar_sed(store)
     sun = solar_check(store, energies=d5["energy"])
@@ -65,10 +62,10 @@ def test_figures_plot_the_cubes_numbers(built):  # noqa: F811
     )
 
 
-def test_structure_figures_plot_the_cubes_numbers(built):  # noqa: F811
+def test_structure_figures_plot_the_cubes_numbers(tiny_store):
     from tasks.kernels.surface import f_struct
 
-    store, _ = built
+    store = tiny_store
     _, d3 = F.fig3_surface_fractions(store)
     mi = cube.open(store, "yields").attrs["config"]["mirroring"]
     np.testing.assert_array_equal(d3["f_struct"], f_struct(d3["mass"], nodes=mi["f_struct_nodes"], levels=mi["f_struct_levels"]))
@@ -85,14 +82,15 @@ def test_structure_figures_plot_the_cubes_numbers(built):  # noqa: F811
     np.testing.assert_allclose(d9["ballistic"], want, rtol=1e-12)
 
 
-def test_missing_cubes_are_skipped_with_the_stage_to_run(tmp_path):
-    sys.path.insert(0, str(Path(__file__).parent / "stages"))
-    from small_store import small_config
-
-    from tasks.runner import run
+def test_missing_cubes_are_skipped_with_the_stage_to_run(tiny_store, tmp_path):
+    # a store with the templates cube only: the session's tiny store without every other cube
+    import shutil
 
     store = tmp_path / "s.zarr"
-    run(small_config({}), store, stages=["templates"])
+    shutil.copytree(tiny_store, store)
+    for g in ("xsec", "yields", "population", "emissivity", "sky", "sed"):
+        shutil.rmtree(store / g)
+        shutil.rmtree(store / "_ledger" / g, ignore_errors=True)
     made = F.make_figures(store, tmp_path / "figs")
     assert isinstance(made["fig4_profiles"], Path)
     assert "run `stardiffuse run --stages yields`" in made["fig5_solar_sed"]

@@ -3,18 +3,12 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import cube
-
-sys.path.insert(0, str(Path(__file__).parent / "stages"))
-from test_sky import built  # noqa: E402,F401 - the module-scoped store of the sky tests
-from test_yields import _black_sphere_by_own_quadrature  # noqa: E402
-
-from tasks.report import (  # noqa: E402
+from tasks.report import (
     _lhaaso_energies,
     _population_weight,
     _stage_shares,
@@ -23,11 +17,13 @@ from tasks.report import (  # noqa: E402
     unabsorbed_ballistic_gamma,
 )
 
+from .stages.test_yields import _black_sphere_by_own_quadrature
+
 KEYS = {"key", "claim", "paper", "ours", "agrees", "note"}
 
 
-def test_report_json_claims_come_from_the_cubes(built):  # noqa: F811
-    store, _ = built
+def test_report_json_claims_come_from_the_cubes(tiny_store):
+    store = tiny_store
     r = subprocess.run([sys.executable, "-m", "tasks.cli", "report", "--store", str(store), "--json"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
@@ -127,10 +123,10 @@ def _sed_at(store, region, scen, msg, e):
     return float(np.exp(np.interp(np.log(e), np.log(sed.energy.values), np.log(I))))
 
 
-def test_region_path_of_the_report_reproduces_the_sed_stage(built):  # noqa: F811
+def test_region_path_of_the_report_reproduces_the_sed_stage(tiny_store):
     # With the stored yields as the templates' luminosities the report's path must give the sed
     # cube's numbers: same weights, same emissivity, same region quadrature.
-    store, _ = built
+    store = tiny_store
     y = cube.open(store, "yields").load()
     sed = cube.open(store, "sed").load()
     for region, msg in (("galactic_plane", "nu"), ("lhaaso_inner", "gamma")):
@@ -140,8 +136,8 @@ def test_region_path_of_the_report_reproduces_the_sed_stage(built):  # noqa: F81
         np.testing.assert_allclose(got, want, rtol=1e-9)
 
 
-def test_the_plane_is_a_black_sphere_galaxy_for_neutrinos(built):  # noqa: F811
-    store, _ = built
+def test_the_plane_is_a_black_sphere_galaxy_for_neutrinos(tiny_store):
+    store = tiny_store
     claims = {c["key"]: c for c in galactic_claims(store)}
     L_bs = _black_sphere_by_own_quadrature(store).sel(energy=1.0, method="nearest").values  # own trapezoid
     bs_plane = float(region_mean_of_templates(store, "galactic_plane", L_bs)[0])
@@ -156,8 +152,8 @@ def test_the_plane_is_a_black_sphere_galaxy_for_neutrinos(built):  # noqa: F811
     assert doubled == pytest.approx(4 * bs_plane, rel=1e-12)
 
 
-def test_unabsorbed_gamma_rays_reach_the_black_sphere_of_thick_stars(built):  # noqa: F811
-    store, _ = built
+def test_unabsorbed_gamma_rays_reach_the_black_sphere_of_thick_stars(tiny_store):
+    store = tiny_store
     L_un = unabsorbed_ballistic_gamma(store)
     y = cube.open(store, "yields").load()
     L_abs = y.luminosity.sel(scenario="ballistic", messenger="gamma").transpose("model", "energy").values
@@ -174,10 +170,10 @@ def test_unabsorbed_gamma_rays_reach_the_black_sphere_of_thick_stars(built):  # 
     assert un > 100 * ab  # pair absorption removes almost every gamma ray of a ballistic star
 
 
-def test_gamma_over_nu_ratios(built):  # noqa: F811
+def test_gamma_over_nu_ratios(tiny_store):
     from catalogs import observations as obs
 
-    store, _ = built
+    store = tiny_store
     claims = {c["key"]: c for c in galactic_claims(store)}
     lh = obs.lhaaso_diffuse("inner")
     e = np.array([12.6, 20.0, 31.6, 50.1, 79.4])  # LHAASO-KM2A inner energies in 10-100 TeV (data file)
@@ -189,13 +185,13 @@ def test_gamma_over_nu_ratios(built):  # noqa: F811
     assert c["paper"] == pytest.approx(needed, rel=1e-9) and c["ours"] == pytest.approx(ours, rel=1e-9)
 
 
-def test_lhaaso_points_outside_the_data_are_dropped(built):  # noqa: F811
+def test_lhaaso_points_outside_the_data_are_dropped(tiny_store):
     from catalogs import observations as obs
 
     lh = obs.lhaaso_diffuse("inner")
     np.testing.assert_array_equal(_lhaaso_energies(lh, np.logspace(-1, 3, 41)), [12.6, 20.0, 31.6, 50.1, 79.4])
     np.testing.assert_array_equal(_lhaaso_energies(lh, np.logspace(-1, 1.4, 25)), [12.6, 20.0])  # grid ends at 25 TeV
-    store, _ = built
+    store = tiny_store
     c = {c["key"]: c for c in galactic_claims(store)}["gamma_over_lhaaso_inner_ballistic"]
     r = [_sed_at(store, "lhaaso_inner", "ballistic", "gamma", x) / y
          for x, y in zip(lh["energy"].value[:5], lh["intensity"].value[:5])]
@@ -222,8 +218,211 @@ def test_stage_shares_and_population_weight_on_a_synthetic_cube():
     assert _population_weight(pop).dims == ("population", "model")
 
 
-def test_stage_shares_on_the_store(built):  # noqa: F811
-    store, _ = built
+def test_stage_shares_on_the_store(tiny_store):
+    store = tiny_store
     claims = {c["key"]: c for c in galactic_claims(store)}
     shares = [claims[f"nu_stage_share_{s}"]["ours"] for s in ("MS", "RGB", "CHeB", "EAGB", "TPAGB")]
     assert sum(shares) == pytest.approx(1.0, rel=1e-12) and min(shares) >= 0
+
+
+# --- every claim's YES/NO threshold on synthetic cubes with a known answer (issue #16) -----------
+
+_REGIONS = ["galactic_plane", "lhaaso_inner", "lhaaso_outer", "hawc_plane", "inner_galaxy", "high_latitude", "all_sky"]
+#: Masses [Msun] of the synthetic template library: one template per mass, wide bins at high mass.
+_MASSES = np.array([1.0, 1.5, 2.0, 2.5, 3.0, 6.0, 15.0, 25.0])
+
+
+def _synthetic_sed(nu_plane, nu_all_sky_ratio, lhaaso_ratio, igrb_cross):
+    """A sed cube whose claims have known values; each argument is {scenario: value}.
+
+    ``nu_plane``: E^2 I of neutrinos in the plane at 1 TeV (I = nu_plane E^-2);
+    ``nu_all_sky_ratio``: all-sky neutrino flux at 1 TeV over IceCube's KRA-gamma(5 PeV) there
+    (below its lowest point, 1.017 TeV, the value of that point);
+    ``lhaaso_ratio``: gamma-ray intensity / LHAASO's at LHAASO's own energies (on the grid);
+    ``igrb_cross``: the high-latitude gamma rays are below the IGRB below this energy, above it above
+    (None: never above).
+    """
+    import xarray as xr
+
+    from catalogs import observations as obs
+    from tasks.config import Comparisons
+
+    lh = {r: obs.lhaaso_diffuse(r) for r in ("inner", "outer")}
+    E = np.unique(np.concatenate([np.logspace(-1, 3, 17), *(lh[r]["energy"].value for r in lh)]))
+    kra = obs.icecube_galactic_plane("kra5", "all")
+    assert kra["energy"].value.min() > 1.0
+    ice_1TeV = float(kra["e2_flux"].value[np.argmin(kra["energy"].value)])
+    c = Comparisons()
+    igrb = obs.igrb_extrapolation(E, c.igrb_model, c.igrb_redshift, c.ebl_model).value
+    I = np.full((len(_REGIONS), 2, 2, E.size), 1e-20)
+    F = np.full_like(I, 1e-20)
+    R = {r: i for i, r in enumerate(_REGIONS)}
+    for s, scen in enumerate(("ballistic", "mirroring")):
+        I[R["galactic_plane"], s, 1] = nu_plane[scen] * E**-2.0
+        F[R["all_sky"], s, 1] = nu_all_sky_ratio[scen] * ice_1TeV * E**-2.0
+        for r in ("inner", "outer"):
+            I_lh = np.exp(np.interp(np.log(E), np.log(lh[r]["energy"].value), np.log(lh[r]["intensity"].value)))
+            I[R[f"lhaaso_{r}"], s, 0] = lhaaso_ratio[scen] * I_lh
+        cross = igrb_cross[scen]
+        above = np.zeros(E.size, bool) if cross is None else E >= cross
+        I[R["high_latitude"], s, 0] = np.where(above, np.maximum(2 * igrb, 1e-40), 0.5 * igrb)
+    dims = ("region", "scenario", "messenger", "energy")
+    return xr.Dataset({"mean_intensity": (dims, I), "flux": (dims, F)},
+                      coords={"region": _REGIONS, "scenario": ["ballistic", "mirroring"], "messenger": ["gamma", "nu"], "energy": E})
+
+
+def _synthetic_population(heavy, pdmf_slope, peak_mass):
+    """Yields and population cubes with a known PDMF slope and a known peak of M dL/dM.
+
+    The thin disk at R_sun (feh_offset 0) has template weights w(M) = M^slope x (linear mass width of
+    the template's bin); its 1 TeV ballistic gamma-ray luminosity per unit ln M is
+    exp(-(ln M - ln peak)^2) (so w L = that x the bin's ln-mass width). A second thin population
+    (another R) and the thick disk carry other weights, which the readings must ignore.
+    """
+    import xarray as xr
+
+    m = _MASSES
+    edges = np.sqrt(m[1:] * m[:-1])
+    width = np.diff(np.concatenate([[m[0]], edges, [m[-1]]]))
+    dlnm = np.diff(np.log(np.concatenate([[m[0]], edges, [m[-1]]])))
+    w_sun = m**pdmf_slope * width
+    per_lnm = np.exp(-(np.log(m) - np.log(peak_mass)) ** 2)
+    L1 = per_lnm * dlnm / w_sun  # 1 TeV ballistic gamma rays per template
+    rng = np.random.default_rng(3)
+    w = np.stack([w_sun, rng.uniform(0.1, 1.0, m.size), rng.uniform(0.1, 1.0, m.size)])  # thin R_sun, thin other R, thick
+    w = np.stack([w, w], axis=1)  # estimators eep, knn
+    pop = xr.Dataset(
+        {"weight": (("population", "estimator", "model"), w), "heavy_fraction": (("population",), np.full(3, heavy))},
+        coords={"component": ("population", ["thin", "thin", "thick"]), "feh_offset": ("population", [0.0, -0.2, 0.0]),
+                "estimator": ["eep", "knn"], "mass_init": ("model", m)},
+    )
+    E = np.array([0.5, 1.0, 10.0, 100.0])
+    L = np.ones((m.size, 2, 2, E.size))
+    L[:, 0, 0, 1] = L1
+    y = xr.Dataset(
+        {"luminosity": (("model", "scenario", "messenger", "energy"), L)},
+        coords={"scenario": ["ballistic", "mirroring"], "messenger": ["gamma", "nu"], "energy": E, "mass_init": ("model", m),
+                "metallicity": ("model", np.full(m.size, 0.02)), "age": ("model", np.full(m.size, 1e8)),
+                "stage": ("model", ["MS"] * m.size), "duration": ("model", np.ones(m.size))},
+    )
+    return pop, y
+
+
+def _claims_of(monkeypatch, cubes, sun=None):
+    """galactic_claims of a store that holds exactly ``cubes`` (name -> Dataset), with ``sun`` as its solar check."""
+    from cube import store as cstore
+    from tasks import report
+
+    monkeypatch.setattr(cstore, "open_group_if_exists", lambda store, name: cubes.get(name))
+    if sun is not None:
+        monkeypatch.setattr(report, "solar_check", lambda store, energies=None: sun)
+    return {c["key"]: c for c in galactic_claims("synthetic.zarr")}
+
+
+@pytest.mark.parametrize(
+    "scen_values, agrees",
+    [
+        # (nu plane E^2 I, all-sky / IceCube, gamma / LHAASO, IGRB crossing [TeV]); the thresholds are
+        # [1e-16/3, 3e-16], [10^-4.5, 10^-2.5], [1e-6, 1e-4] and [10/3, 30] TeV (docs/physics.md P8)
+        ((1e-16, 1e-3, 1e-5, 10.0), True),
+        ((0.34e-16, 10**-4.45, 1.1e-6, 5.0), True),
+        ((2.9e-16, 10**-2.55, 0.95e-4, 20.0), True),  # 20 TeV: a LHAASO energy on the grid
+        ((0.32e-16, 10**-4.55, 0.9e-6, 3.0), False),  # 3 TeV lies on the grid point 3.16 < 10/3
+        ((3.1e-16, 10**-2.45, 1.1e-4, 31.0), False),  # first grid point above 31 TeV: 31.6 > 30
+    ],
+)
+def test_sed_claims_say_yes_inside_and_no_outside_their_thresholds(monkeypatch, scen_values, agrees):
+    nu, ice, lh, cross = scen_values
+    # the ballistic scenario holds the case, the mirroring one the paper's own numbers (always YES)
+    sed = _synthetic_sed({"ballistic": nu, "mirroring": 1e-16}, {"ballistic": ice, "mirroring": 1e-3},
+                         {"ballistic": lh, "mirroring": 1e-5}, {"ballistic": cross, "mirroring": 10.0})
+    c = _claims_of(monkeypatch, {"sed": sed})
+    assert c["nu_plane_e2_1TeV_ballistic"]["ours"] == pytest.approx(nu, rel=1e-9)
+    assert c["nu_all_sky_over_icecube_kra5_ballistic"]["ours"] == pytest.approx(ice, rel=1e-9)
+    assert c["gamma_over_lhaaso_inner_ballistic"]["ours"] == pytest.approx(lh, rel=1e-9)
+    assert c["gamma_over_lhaaso_outer_ballistic"]["ours"] == pytest.approx(lh, rel=1e-9)
+    E = sed.energy.values
+    assert c["high_latitude_exceeds_igrb_ballistic"]["ours"] == pytest.approx(E[E >= cross][0], rel=1e-12)
+    for k in ("nu_plane_e2_1TeV", "nu_all_sky_over_icecube_kra5", "gamma_over_lhaaso_inner", "gamma_over_lhaaso_outer",
+              "high_latitude_exceeds_igrb"):
+        assert c[f"{k}_ballistic"]["agrees"] is agrees, k
+        assert c[f"{k}_mirroring"]["agrees"] is True, k
+    # LHAASO-inner's 10-100 TeV points only: 12.6 ... 79.4 TeV (its 125.9 TeV point is outside)
+    assert "12.6, 20, 31.6, 50.1, 79.4 TeV" in c["gamma_over_lhaaso_inner_ballistic"]["note"]
+
+
+def test_high_latitude_never_above_the_igrb_has_no_crossing(monkeypatch):
+    sed = _synthetic_sed({"ballistic": 1e-16, "mirroring": 1e-16}, {"ballistic": 1e-3, "mirroring": 1e-3},
+                         {"ballistic": 1e-5, "mirroring": 1e-5}, {"ballistic": None, "mirroring": 0.05})
+    c = _claims_of(monkeypatch, {"sed": sed})
+    assert c["high_latitude_exceeds_igrb_ballistic"]["ours"] is None and c["high_latitude_exceeds_igrb_ballistic"]["agrees"] is None
+    # above the IGRB at every energy: the reading starts at 0.1 TeV, the grid's first energy
+    assert c["high_latitude_exceeds_igrb_mirroring"]["ours"] == pytest.approx(0.1) and c["high_latitude_exceeds_igrb_mirroring"]["agrees"] is False
+
+
+@pytest.mark.parametrize(
+    "heavy, slope, peak, agrees",
+    [
+        # fraction above 25 Msun within 10% of 0.0012; PDMF slope in [-5.3, -4.3]; peak in [1.5, 6] Msun
+        (0.0012, -4.8, 3.0, True),
+        (0.00109, -5.25, 1.5, True),
+        (0.00131, -4.35, 6.0, True),
+        (0.00107, -5.35, 1.0, False),
+        (0.00133, -4.25, 15.0, False),
+    ],
+)
+def test_population_claims_say_yes_inside_and_no_outside_their_thresholds(monkeypatch, heavy, slope, peak, agrees):
+    pop, y = _synthetic_population(heavy, slope, peak)
+    c = _claims_of(monkeypatch, {"population": pop, "yields": y})
+    assert c["fraction_above_25_Msun"]["ours"] == pytest.approx(heavy, rel=1e-12)
+    assert c["fraction_above_25_Msun"]["agrees"] is agrees
+    # dN/dM of the thin disk at R_sun is M^slope exactly at every template mass: the fit returns it
+    assert c["pdmf_high_mass_slope"]["ours"] == pytest.approx(slope, rel=1e-9)
+    assert c["pdmf_high_mass_slope"]["agrees"] is agrees
+    assert c["flux_per_mass_peak_Msun"]["ours"] == peak
+    assert c["flux_per_mass_peak_Msun"]["agrees"] is agrees
+
+
+def test_the_mass_peak_is_per_unit_log_mass():
+    # M dL/dM peaks at 3 Msun, but the 15 Msun bin is wider in ln M and holds more luminosity:
+    # a reading per bin (not per ln M) would say 15 Msun
+    from tasks.report import _saturation_mass
+
+    pop, y = _synthetic_population(0.0012, -4.8, 3.0)
+    per_lnm = np.exp(-(np.log(_MASSES) - np.log(3.0)) ** 2)
+    per_lnm[_MASSES == 15.0] = 0.7
+    m = _MASSES
+    edges = np.concatenate([[m[0]], np.sqrt(m[1:] * m[:-1]), [m[-1]]])
+    w = pop.weight.sel(estimator="eep").isel(population=0).values
+    L = y.luminosity.values.copy()
+    L[:, 0, 0, 1] = per_lnm * np.diff(np.log(edges)) / w
+    y = y.copy(data={"luminosity": L})
+    per_bin = per_lnm * np.diff(np.log(edges))
+    assert m[np.argmax(per_bin)] == 15.0  # the trap
+    assert _saturation_mass(pop, y) == 3.0
+
+
+@pytest.mark.parametrize(
+    "r_b, r_nu, r_m, agrees",
+    [
+        # the Sun: ballistic / HAWC < 1/3; neutrinos / black sphere <= 1 + BOUND_TOLERANCE; mirroring / HAWC in [0.5, 2]
+        (0.1, 0.5, 1.0, True),
+        (0.33, 1.0009, 1.99, True),
+        (0.34, 1.0011, 2.01, False),
+        (0.5, 1.5, 0.49, False),
+    ],
+)
+def test_sun_claims_say_yes_inside_and_no_outside_their_thresholds(monkeypatch, r_b, r_nu, r_m, agrees):
+    from tasks.report import BOUND_TOLERANCE
+
+    assert BOUND_TOLERANCE == 1e-3
+    pop, y = _synthetic_population(0.0012, -4.8, 3.0)
+    y.attrs.update(solar_model=0, hawc_ratio_ballistic=r_b, calibration_applies_to="gamma")
+    sun = {"mirroring": {"nu": [r_nu * 2e-12], "gamma": [r_m * 3e-12]}, "black_sphere": {"nu": [2e-12]}, "hawc": [3e-12],
+           "calibration": 1.0, "calibration_mode": "hawc", "ratio_uncalibrated_1TeV": 1.0}
+    c = _claims_of(monkeypatch, {"yields": y}, sun=sun)
+    assert c["sun_ballistic_over_hawc_1TeV"]["ours"] == r_b
+    assert c["sun_nu_over_black_sphere_1TeV_mirroring"]["ours"] == pytest.approx(r_nu, rel=1e-12)
+    assert c["sun_mirroring_over_hawc_1TeV"]["ours"] == pytest.approx(r_m, rel=1e-12)
+    for k in ("sun_ballistic_over_hawc_1TeV", "sun_nu_over_black_sphere_1TeV_mirroring", "sun_mirroring_over_hawc_1TeV"):
+        assert c[k]["agrees"] is agrees, k

@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -248,8 +247,7 @@ def test_read_only_store_is_one_message_and_keeps_its_chunks(tiny_config, store)
 def test_a_worker_killed_mid_stage_loses_nothing(tmp_path):
     import threading
 
-    sys.path.insert(0, str(Path(__file__).parent / "stages"))
-    from small_store import small_config
+    from .stages.small_store import small_config
 
     config = small_config({}, **{"templates.chunk": 8})
     store = tmp_path / "s.zarr"
@@ -284,8 +282,7 @@ def test_a_worker_killed_mid_stage_loses_nothing(tmp_path):
 def test_sigkill_mid_galaxy_stage_then_rerun_equals_uninterrupted(tmp_path, stage, upstream, chunk_key):
     import shutil
 
-    sys.path.insert(0, str(Path(__file__).parent / "stages"))
-    from small_store import small_config
+    from .stages.small_store import small_config
 
     config = small_config(
         dict(stars_per_population=2000, batches=4, R_points=25, z_points=6),

@@ -26,11 +26,11 @@ import cube
 from cube import store as cs
 from tasks import cluster as tc
 
+from .stages.small_store import small_config
+
 pytestmark = pytest.mark.slurm
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(Path(__file__).parent / "stages"))
-from small_store import small_config  # noqa: E402
 
 #: Guard against a stuck test only: generous, and reaching it fails the test.
 GUARD = 600.0

@@ -10,8 +10,7 @@ import numpy as np
 import cube
 from tasks.sweep import parse_sweep, sweep_stores
 
-sys.path.insert(0, str(Path(__file__).parent / "stages"))
-from small_store import small_config  # noqa: E402
+from .stages.small_store import small_config
 
 
 def test_parse_and_name():

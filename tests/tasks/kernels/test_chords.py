@@ -1,16 +1,13 @@
 """Chord columns T(b) (docs/physics.md P3)."""
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from solar_fixture import radius_grid, solar_template  # noqa: E402
+from .solar_fixture import radius_grid, solar_template
 
-from tasks.kernels.chords import chord_columns, chord_weights, impact_grid  # noqa: E402
-from tasks.kernels.reference import chord_column_quad  # noqa: E402
+from tasks.kernels.chords import chord_columns, chord_weights, impact_grid
+from tasks.kernels.reference import chord_column_quad
 
 
 def test_uniform_sphere_exact():

@@ -17,7 +17,7 @@ from catalogs.stellar.grid import radius_grid
 from tasks.kernels.ballistic import lambda_pair
 from tasks.kernels.mirroring import mirror_efficiency, slab_nodes
 from tasks.kernels.surface import f_B, surface_fraction
-from tests.tasks.kernels.quadrature import fine_quad  # noqa: E402
+from .quadrature import fine_quad
 
 R_SUN = ac.R_sun.cgs.value
 STARS = {  # M [Msun]: (R [Rsun], Teff [K], age [yr])

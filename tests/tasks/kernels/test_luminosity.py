@@ -1,17 +1,14 @@
 """Per-template luminosities and the HAWC calibration (docs/physics.md P3-P4)."""
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from solar_fixture import radius_grid, solar_template  # noqa: E402
+from .solar_fixture import radius_grid, solar_template
 
-from catalogs import xsec  # noqa: E402
-from catalogs.cr_spectrum import primary_energy_grid  # noqa: E402
-from tasks.kernels.luminosity import (  # noqa: E402
+from catalogs import xsec
+from catalogs.cr_spectrum import primary_energy_grid
+from tasks.kernels.luminosity import (
     AU_CM,
     combine_scenarios,
     flux_at_earth,
@@ -20,7 +17,7 @@ from tasks.kernels.luminosity import (  # noqa: E402
     template_luminosity,
     yield_matrix,
 )
-from tests.tasks.kernels.quadrature import FINE, fine_quad  # noqa: E402
+from .quadrature import FINE, fine_quad
 
 
 EP = primary_energy_grid(0.1, 1e5, 10)

@@ -1,19 +1,16 @@
 """Magnetic-mirroring kernel (docs/physics.md P4)."""
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.special import expn
 
-sys.path.insert(0, str(Path(__file__).parent))
-from solar_fixture import radius_grid, solar_template  # noqa: E402
+from .quadrature import FINE, fine_quad
+from .solar_fixture import radius_grid, solar_template
 
-from tasks.kernels import mirroring as M  # noqa: E402
-from tasks.kernels.ballistic import lambda_pair  # noqa: E402
-from tasks.kernels.reference import slab_nodes_quad, trajectory_quad  # noqa: E402
-from tests.tasks.kernels.quadrature import FINE, fine_quad  # noqa: E402
+from tasks.kernels import mirroring as M
+from tasks.kernels.ballistic import lambda_pair
+from tasks.kernels.reference import slab_nodes_quad, trajectory_quad
 
 LG = lambda_pair(0.70)
 
@@ -221,7 +218,7 @@ def _solar_inputs():
 
 
 def test_fast_kernel_matches_numpy_oracle_on_solar_fixture():
-    import mirroring_numpy_oracle as OLD
+    from . import mirroring_numpy_oracle as OLD
 
     s, E_p, lp = _solar_inputs()
     args = (s["radius"], s["rho"], s["v_conv"], s["column"], s["R_star"], [0.7], E_p, lp, LG)
@@ -240,7 +237,7 @@ def test_fast_kernel_matches_numpy_oracle_on_solar_fixture():
 
 
 def test_trajectory_efficiencies_match_numpy_oracle():
-    import mirroring_numpy_oracle as OLD
+    from . import mirroring_numpy_oracle as OLD
 
     s, _, _ = _solar_inputs()
     Y, P = M.slab_nodes(s["radius"], s["rho"], s["v_conv"], s["column"], s["R_star"], [0.7])

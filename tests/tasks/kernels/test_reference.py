@@ -1,20 +1,17 @@
 """Vectorised kernels against the quad reference (tasks/kernels/reference.py)."""
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from solar_fixture import solar_template  # noqa: E402
+from .quadrature import fine_quad
+from .solar_fixture import solar_template
 
-from tasks.kernels import mirroring as M  # noqa: E402
-from tasks.kernels.ballistic import lambda_pair  # noqa: E402
-from tasks.kernels.chords import chord_columns, impact_grid  # noqa: E402
-from tasks.kernels.luminosity import ballistic_efficiency, impact_weights  # noqa: E402
-from tasks.kernels.reference import ballistic_G_quad, mirror_efficiency_quad  # noqa: E402
-from tests.tasks.kernels.quadrature import fine_quad  # noqa: E402
+from tasks.kernels import mirroring as M
+from tasks.kernels.ballistic import lambda_pair
+from tasks.kernels.chords import chord_columns, impact_grid
+from tasks.kernels.luminosity import ballistic_efficiency, impact_weights
+from tasks.kernels.reference import ballistic_G_quad, mirror_efficiency_quad
 
 LG = lambda_pair(0.70)
 LP = np.array([54.0, 47.9, 38.0])  # ~ lambda_pp at 0.1, 1, 100 TeV

@@ -1,4 +1,5 @@
-"""A small but complete configuration for the Galaxy stage tests (seconds per stage)."""
+"""A small but complete configuration for the Galaxy stage tests (seconds per stage), and the
+configuration of the session's tiny store (tests/data/tiny.yaml, fixture ``tiny_store``)."""
 
 from tasks.config import Config, load_preset
 
@@ -27,3 +28,17 @@ def small_config(galaxy: dict, sky: dict | None = None, **over) -> Config:
             target = target[k]
         target[keys[-1]] = value
     return Config.model_validate(d)
+
+
+#: Galaxy and sky settings of tests/data/tiny.yaml (on top of :func:`small_config`'s grids).
+TINY_GALAXY = dict(stars_per_population=4000, batches=4, R_points=9, z_points=6, chunk=3)
+TINY_SKY = dict(nside=8, steps=64, chunk=256, region_dl=2.0, region_b_nodes=4)
+
+
+def tiny_config(**over) -> Config:
+    """The configuration of the session's tiny store, with dotted-key overrides (see :func:`small_config`).
+
+    Equal to ``load_config(tests/data/tiny.yaml)`` without overrides (checked in test_population),
+    so a test may rerun stages on a copy of ``tiny_store`` with one key changed.
+    """
+    return small_config(TINY_GALAXY, TINY_SKY, **over)

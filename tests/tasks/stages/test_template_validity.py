@@ -6,7 +6,6 @@ bump. 0.1-25 Msun are there so that the population stage accepts the library.
 """
 
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +19,7 @@ from tasks.runner import run, stage_status
 from tasks.stages import STAGES
 from tasks.stages.templates import eddington_factor
 
-sys.path.insert(0, str(Path(__file__).parent))
-from small_store import small_config  # noqa: E402
+from .small_store import small_config
 
 MESA_SUBSET = Path(__file__).parents[2] / "data" / "mesa" / "mesagrid_1Msun_Z0.0187_subset"
 SNAPSHOTS = {"MS": 3, "RGB": 2, "CHeB": 2, "EAGB": 4, "TPAGB": 1}
