@@ -191,8 +191,10 @@ def status(config: Config | StorePath | None, store: StorePath, stages: Iterable
         stage cannot be planned); ``upstream_stale`` (list of the upstream stages whose rerun
         will make more of its chunks stale); ``status``: ``"up to date"``, ``"stale"``,
         ``"upstream stale"``, ``"waiting for upstream"`` or ``"cannot plan"``; ``reason`` (str or
-        ``None``): why it is waiting or cannot be planned, or that the stored fingerprints were
-        made by an older format.
+        ``None``): why it is waiting or cannot be planned, why a stale stage's chunks can only be
+        counted when it runs (``chunks_stale`` is then ``<NA>``: status never does a run's costly
+        work, such as a new calibration on the Sun), or that the stored fingerprints were made
+        by an older format.
 
     Raises
     ------
@@ -212,6 +214,8 @@ def status(config: Config | StorePath | None, store: StorePath, stages: Iterable
         if "chunks_total" in st:
             state = "stale" if st["chunks_stale"] else ("upstream stale" if upstream else "up to date")
             reason = st.get("reason")
+        elif st.get("needs_run"):  # stale, but only a run can count its chunks (e.g. a new solar calibration)
+            state, reason = "stale", st["status"]
         else:
             reason = st["status"]
             state = "waiting for upstream" if reason.startswith("waiting for upstream") else "cannot plan"
@@ -438,9 +442,9 @@ def open_tree(store: StorePath) -> xr.DataTree:
     present = stage_groups(root)
     if not present:
         raise StoreError(f"store {root} holds no cube; run `stardiffuse run --store {root}`")
-    from cube.schema import SCHEMAS  # the cube groups in run order
+    from tasks.stages import ORDER
 
-    ordered = [g for g in SCHEMAS if g in present] + [g for g in present if g not in SCHEMAS]
+    ordered = [g for g in ORDER if g in present] + [g for g in present if g not in ORDER]
     return xr.DataTree.from_dict({f"/{g}": open(root, g) for g in ordered})
 
 

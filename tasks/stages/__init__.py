@@ -77,7 +77,7 @@ _FOUND = discover()
 ORDER: tuple[str, ...] = run_order(_FOUND)
 STAGES: dict[str, Stage] = {name: next(s for s in _FOUND if s.name == name) for name in ORDER}
 UPSTREAM: dict[str, tuple[str, ...]] = {name: STAGES[name].inputs for name in ORDER}
-for _stage in _FOUND:
+for _stage in STAGES.values():  # in run order, so that cube.schema.SCHEMAS lists the cubes in it
     register(_stage.schema)
 
 

@@ -282,8 +282,9 @@ def test_sky_components_map_each_component_and_sum_to_the_map(monkeypatch):
 
     cfg = _config()
     modes = S.component_modes(cfg.galaxy)
-    payload = {"store": "unused", "emissivity_key": "synthetic", "galaxy": cfg.galaxy, "kappa": None, "z_obs": 0.0,
-               "steps": 64, "modes": modes, "nside": 2, "components": True}
+    los = {"store": "unused", "emissivity_key": "synthetic", "galaxy": cfg.galaxy, "kappa": None, "z_obs": 0.0,
+           "steps": 64, "modes": modes}
+    payload = S.SkyPayload(los=los, nside=2, components=True)
     L_of = {"bulge": 1.0, "bulge_young": 10.0, "thin": 100.0, "thick": 1000.0}
     monkeypatch.setattr(S, "emissivity_inputs", lambda store, key, modes: _synthetic_lbar(L_of))
     both = S.compute(0, 48, payload)
