@@ -1,13 +1,14 @@
 """A small but complete configuration for the Galaxy stage tests (seconds per stage), and the
 configuration of the session's tiny store (tests/data/tiny.yaml, fixture ``tiny_store``)."""
 
-from tasks.config import Config, load_preset
+from tasks.config import Config, load_preset, with_overrides
 
 
 def small_config(galaxy: dict, sky: dict | None = None, **over) -> Config:
     """The quick preset on coarse grids, with ``galaxy``/``sky`` settings and dotted-key overrides.
 
-    ``over`` keys are ``section.key`` or ``section.sub.key`` (for example ``galaxy.thick.age_mean``).
+    ``over`` keys are ``section.key`` or ``section.sub.key`` (for example ``galaxy.thick.age_mean``),
+    set by :func:`tasks.config.with_overrides`.
     """
     d = load_preset("quick").model_dump()
     d["xsec"] = {"E_p": {"min": 0.1, "max": 1.0e5, "per_decade": 5}, "energy": {"min": 0.1, "max": 1.0e3, "per_decade": 4}, "chunk": 16}
@@ -21,13 +22,7 @@ def small_config(galaxy: dict, sky: dict | None = None, **over) -> Config:
     d["yields"].update(chunk=64)
     d["galaxy"].update(galaxy)
     d["sky"].update(sky or {})
-    for path, value in over.items():
-        section, *keys = path.split(".")
-        target = d[section]
-        for k in keys[:-1]:
-            target = target[k]
-        target[keys[-1]] = value
-    return Config.model_validate(d)
+    return with_overrides(Config.model_validate(d), over)
 
 
 #: Galaxy and sky settings of tests/data/tiny.yaml (on top of :func:`small_config`'s grids).
