@@ -1,6 +1,7 @@
 """`stardiffuse run --sweep`: one store per value, only the chunks the key reaches recomputed."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import numpy as np
 import cube
 from tasks.sweep import parse_sweep, sweep_stores
 
-from .stages.small_store import small_config
+from .stages.small_store import tiny_config
 
 
 def test_parse_and_name():
@@ -19,15 +20,13 @@ def test_parse_and_name():
     assert stores == [Path("out/a.zarr"), Path("out/a.k.x=2.zarr"), Path("out/a.k.x=3.zarr")]
 
 
-def test_f_B_sweep_recomputes_only_mirrored_yields_and_downstream(tmp_path):
-    cfg = small_config(
-        dict(stars_per_population=2000, batches=4, R_points=5, z_points=4, chunk=5),
-        dict(nside=4, steps=32, chunk=192, region_dl=5.0, region_b_nodes=2),
-        **{"yields.chunk": 1},
-    )
+def test_f_B_sweep_recomputes_only_mirrored_yields_and_downstream(tmp_path, tiny_store):
+    # The sweep starts from a copy of the session's tiny store, its yields in chunks of one model
+    cfg = tiny_config(**{"yields.chunk": 1})
     f = tmp_path / "c.yaml"
     f.write_text(json.dumps(json.loads(cfg.model_dump_json())))
     store = tmp_path / "s.zarr"
+    shutil.copytree(tiny_store, store)
     r = subprocess.run(
         [sys.executable, "-m", "tasks.cli", "run", "--config", str(f), "--store", str(store), "--cluster", "sync",
          "--sweep", "mirroring.f_B_high=0.3,0.7,1.0", "--json"],

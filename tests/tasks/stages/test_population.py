@@ -4,7 +4,6 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,14 +27,6 @@ def _config(**over) -> Config:
 def built(tiny_store, tiny_summary):
     """The session's tiny store (every stage of tests/data/tiny.yaml, equal to :func:`_config`) and its run."""
     return tiny_store, tiny_summary
-
-
-def test_the_tiny_store_config_is_the_helper_config():
-    # the tests below rerun stages on copies of the tiny store with _config(**one_change)
-    from tasks.config import load_config
-
-    tiny_yaml = Path(__file__).parents[2] / "data" / "tiny.yaml"
-    assert load_config(tiny_yaml).model_dump() == _config().model_dump()
 
 
 def _copy(store, tmp_path):
