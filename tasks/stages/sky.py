@@ -17,7 +17,7 @@ streams).  HEALPix RING ordering, Galactic frame; fingerprints are per chunk (pi
 map share every input but their direction).
 
 The operators of each chunk are kept in the store's cache (``_cache/sky_operator/``, float64
-npz, a few hundred bytes per pixel at paper scale), keyed by the geometry alone
+npz, ~1 kB per pixel at paper scale: 121 R nodes), keyed by the geometry alone
 (:func:`operator_key`): a rerun after a change of L_bar only (the yields, the Monte Carlo
 sample) is one matrix product per block, and gives the same numbers bit for bit.
 """
