@@ -246,3 +246,24 @@ def test_a_corrupt_or_pickled_entry_is_rebuilt_with_a_warning_and_never_unpickle
         assert S.read_operators(p, 256, shapes) is not None
     for i, n in zip((0, 1, 3), rebuilt):
         assert S.read_operators(regions[i], n, shapes) is not None
+
+
+def test_the_sparse_r_z_operator_is_cached_as_plain_csr_arrays(tiny_store, tmp_path, monkeypatch):
+    # feh_z_slope != 0: the thin disk's operator is (pixels x R z cells) sparse; its cache entry
+    # holds the CSR parts and gives the direct integration back bit for bit
+    cfg = tiny_config()
+    los = dict(S.plan(cfg, tiny_store).payload.los, store=str(tmp_path), modes=dict(S.component_modes(cfg.galaxy), thin="Rz"))
+    lbar = S.emissivity_inputs(str(tiny_store), f"Rz-{tiny_store}", los["modes"])
+    l, b = np.linspace(0.0, 359.0, 1500), np.linspace(-80.0, 80.0, 1500)  # two blocks
+    entry = S.sky_entry(los, 8, 0, 1500)
+    direct = S.galaxy_intensity(l, b, los, lbar, per_component=True)
+    built = S.cached_intensity(l, b, los, lbar, entry, per_component=True)
+    calls = _no_rays(monkeypatch)
+    read = S.cached_intensity(l, b, los, lbar, entry, per_component=True)
+    assert calls == []
+    for d, x, y in zip(direct, built, read):
+        np.testing.assert_array_equal(x, d)
+        np.testing.assert_array_equal(y, d)
+    with np.load(entry, allow_pickle=False) as data:
+        assert data["thin.shape"].tolist() == [1500, 9 * 6] and "thin" not in data.files
+        assert data["thin.indptr"].size == 1501 and data["thin.data"].dtype == np.float64
