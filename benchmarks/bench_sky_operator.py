@@ -8,8 +8,8 @@ On a copy of a store built with ``--preset`` (every stage), measured in this run
    the two stages run again: with the cache, one matrix product per block and no ray.
 
 Prints the wall seconds of each stage and, when the chunks run in this process (``--workers 0``,
-the default), its CPU seconds (robust on a machine shared with other jobs), the ratio rerun /
-fresh and the size of the operator cache.
+the default), the CPU seconds of its chunks' ``compute`` (robust on a machine shared with other
+jobs), the ratio rerun / fresh and the size of the operator cache.
 With ``--baseline DIR`` the same measurement runs first with the code in ``DIR`` (for example
 ``/work/main``) on its own copy, and the ratios after / before are printed too.
 
@@ -25,6 +25,7 @@ times the chunks of the map is the paper-scale cache.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -57,12 +58,9 @@ def _drop(store: Path) -> None:
 def measure(store: Path, preset: str, f_B_high: float, workers: int) -> dict:
     """Wall and CPU seconds of sky and sed, fresh and after a yields-only change, on a copy of ``store``.
 
-    Each stage runs on its own (upstream stages first); its CPU seconds are those of this
-    process minus those of the no-op run that follows (planning), so they count the chunks'
-    work, and only with ``workers == 0``.
+    CPU seconds are those of the stage's ``compute`` calls (the chunks' work, without planning
+    and writing), measured only with ``workers == 0``.
     """
-    import time
-
     from tasks.cluster import make_client
     from tasks.config import load_preset, with_overrides
     from tasks.runner import run
@@ -81,14 +79,35 @@ def measure(store: Path, preset: str, f_B_high: float, workers: int) -> dict:
                 run(cfg, work, client=client, stages=["emissivity"])
                 out[label] = {}
                 for g in _STAGES:
-                    t0 = time.process_time()
-                    res = run(cfg, work, client=client, stages=[g]).stages[g]
-                    t1 = time.process_time()
-                    run(cfg, work, client=client, stages=[g])  # a no-op: planning this and the upstream stages
-                    cpu = (t1 - t0) - (time.process_time() - t1)
-                    out[label][g] = {**res.as_json(), "cpu_seconds": cpu}
+                    with _timed_compute(g) as cpu:
+                        res = run(cfg, work, client=client, stages=[g]).stages[g]
+                    out[label][g] = {**res.as_json(), "cpu_seconds": cpu[0]}
         out["bytes"] = cache_bytes(work)
     return out
+
+
+@contextlib.contextmanager
+def _timed_compute(name: str):
+    """Sum the CPU seconds of the ``compute`` calls of stage ``name`` run in this process (into ``[0.0]``)."""
+    import dataclasses
+    import time
+
+    from tasks.stages import STAGES
+
+    stage, total = STAGES[name], [0.0]
+
+    def compute(start, stop, payload):
+        t0 = time.process_time()
+        try:
+            return stage.compute(start, stop, payload)
+        finally:
+            total[0] += time.process_time() - t0
+
+    STAGES[name] = dataclasses.replace(stage, compute=compute)
+    try:
+        yield total
+    finally:
+        STAGES[name] = stage
 
 
 def paper_chunk(chunk_index: int = 31, n_E: int = 101) -> dict:
