@@ -7,6 +7,10 @@ with the same line-of-sight operator as the sky maps, so areas and means do not 
 the map's nside.  Regions are fingerprinted one by one: adding a user region computes that
 region alone.  The Monte Carlo error of a region mean adds linearly over directions (every
 direction sees the same sampled populations).
+
+The mean is linear in L_bar (B = w A / Omega), but its error is not (components add in
+quadrature in each direction before the directions add linearly), so the store caches the
+operators of every quadrature node (:func:`tasks.stages.sky.region_entry`), not B.
 """
 
 from __future__ import annotations
@@ -21,7 +25,16 @@ from cube.fingerprint import Fingerprinter
 from cube.schema import GroupSchema, VarSpec, freeze
 from tasks.kernels.regions import BUILTIN_REGIONS, region_nodes, solid_angle
 from tasks.stages.base import Stage, StagePlan, placeholder
-from tasks.stages.sky import CODE_VERSION as SKY_CODE, emissivity_inputs, galaxy_intensity, los_payload, los_settings, upstream_key
+from tasks.stages.sky import (
+    CODE_VERSION as SKY_CODE,
+    cached_intensity,
+    emissivity_inputs,
+    los_payload,
+    los_settings,
+    operators_found,
+    region_entry,
+    upstream_key,
+)
 
 __all__ = ["STAGE", "SCHEMA", "SedPayload", "plan", "compute", "regions"]
 
@@ -61,7 +74,7 @@ class SedPayload:
     Attributes
     ----------
     los : dict
-        Line-of-sight inputs of :func:`tasks.stages.sky.galaxy_intensity` (:func:`~tasks.stages.sky.los_payload`).
+        Line-of-sight inputs of :func:`tasks.stages.sky.cached_intensity` (:func:`~tasks.stages.sky.los_payload`).
     names : (n_regions,) str
         Region names, in cube order.
     boxes : dict
@@ -101,7 +114,7 @@ def compute(start: int, stop: int, payload: SedPayload) -> xr.Dataset:
 
     for i, name in enumerate(names):
         l, b, w = region_nodes(payload.boxes[name], payload.dl, payload.nb)
-        I, S = galaxy_intensity(l, b, los, lbar)
+        I, S = cached_intensity(l, b, los, lbar, region_entry(los, payload.boxes[name], payload.dl, payload.nb))
         omega[i] = w.sum()
         with threadpool_limits(limits=1, user_api="blas"):  # the same sums in every process
             mean[i] = w @ I / omega[i]
@@ -123,11 +136,13 @@ def plan(config, store, client=None) -> StagePlan:
 
     s = config.sky
     key = upstream_key(store)
-    energy = cstore.open_group_if_exists(store, "emissivity", dask=False).energy.values
+    e = cstore.open_group_if_exists(store, "emissivity", dask=False)
+    energy = e.energy.values
     boxes = regions(s)
     names = np.array(list(boxes))
     n = names.size
     settings = los_settings(config)
+    los = los_payload(config, store, key, e)
     fp = Fingerprinter(code=CODE_VERSION, emissivity=key, los=settings, dl=s.region_dl, nb=s.region_b_nodes)
     rows = fp.rows(region=names, boxes=[boxes[k] for k in names])
     full = (n, len(SCENARIOS), len(MESSENGERS), energy.size)
@@ -150,10 +165,9 @@ def plan(config, store, client=None) -> StagePlan:
                        "region_dl": s.region_dl, "region_b_nodes": s.region_b_nodes},
             "solid_angle_exact": {k: solid_angle(v) for k, v in boxes.items()},
         },
-        payload=SedPayload(
-            los=los_payload(config, store, key, energy), names=names, boxes=boxes, dl=s.region_dl, nb=s.region_b_nodes
-        ),
+        payload=SedPayload(los=los, names=names, boxes=boxes, dl=s.region_dl, nb=s.region_b_nodes),
         notes=[f"{n} regions ({len(s.regions)} from sky.regions)"],
+        describe=operators_found([region_entry(los, boxes[k], s.region_dl, s.region_b_nodes) for k in names], 1),
     )
 
 

@@ -15,18 +15,26 @@ The Monte Carlo error is propagated the same way: linearly within the thin disk 
 populations share their random numbers) and in quadrature between components (independent
 streams).  HEALPix RING ordering, Galactic frame; fingerprints are per chunk (pixels of a
 map share every input but their direction).
+
+The operators of each chunk are kept in the store's cache (``_cache/sky_operator/``, float64
+npz, ~1 kB per pixel at paper scale: 121 R nodes), keyed by the geometry alone
+(:func:`operator_key`): a rerun after a change of L_bar only (the yields, the Monte Carlo
+sample) is one matrix product per block, and gives the same numbers bit for bit.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import xarray as xr
 
 from cube import store as cstore
 from cube.axes import ENERGY, MESSENGER, MESSENGERS, SCENARIO, SCENARIOS
-from cube.fingerprint import Fingerprinter
+from cube.fingerprint import Fingerprinter, digest
 from cube.schema import GroupSchema, VarSpec, freeze
 from tasks.kernels.galaxy import COMPONENTS, PC_CM, component_densities, density_parameters
 from tasks.kernels.los import KPC_CM, interp_weights, ray_nodes
@@ -40,6 +48,18 @@ __all__ = [
     "prepare",
     "compute",
     "galaxy_intensity",
+    "cached_intensity",
+    "operator_blocks",
+    "apply_operators",
+    "operator_key",
+    "sky_entry",
+    "region_entry",
+    "operator_shapes",
+    "stack_blocks",
+    "split_blocks",
+    "operator_arrays",
+    "read_operators",
+    "operators_found",
     "emissivity_inputs",
     "lbar_operands",
     "component_modes",
@@ -47,6 +67,8 @@ __all__ = [
 ]
 
 CODE_VERSION = "sky/1 gl-los analytic-density"
+#: Layout of the cached line-of-sight operators (:func:`operator_arrays`); part of their key.
+OPERATOR_VERSION = "los-operator/1 float64 per chunk"
 
 _MAP_DIMS = ("pixel", "scenario", "messenger", "energy")
 _UNITS = "TeV^-1 cm^-2 s^-1 sr^-1"
@@ -91,7 +113,8 @@ class SkyPayload:
     los : dict
         Line-of-sight inputs of :func:`galaxy_intensity` (:func:`los_payload`): the store,
         the emissivity cube's fingerprint, the Galaxy section, observer height [kpc], steps,
-        component modes and the CMB absorption per energy [kpc^-1] or ``None``.
+        component modes, the CMB absorption per energy [kpc^-1] or ``None``, and the key of
+        the cached operators (:func:`operator_key`) or ``None``.
     nside : int
         HEALPix resolution (RING ordering).
     components : bool
@@ -166,33 +189,87 @@ def galaxy_intensity(l_deg, b_deg, payload: dict, lbar: dict, per_component: boo
     """
     from threadpoolctl import threadpool_limits
 
+    l_deg, b_deg = np.asarray(l_deg, float), np.asarray(b_deg, float)
     with threadpool_limits(limits=1, user_api="blas"):  # the same sums in every process
-        return _galaxy_intensity(np.asarray(l_deg, float), np.asarray(b_deg, float), payload, lbar, per_component)
+        blocks = operator_blocks(l_deg, b_deg, payload, lbar["R"], lbar["z"])
+        return apply_operators(blocks, len(l_deg), lbar, per_component)
 
 
-def _galaxy_intensity(l_deg, b_deg, payload, lbar, per_component):
-    g = payload["galaxy"]
-    R_grid, z_grid = lbar["R"], lbar["z"]
+def cached_intensity(l_deg, b_deg, payload: dict, lbar: dict, entry: Path | None, per_component: bool = False):
+    """:func:`galaxy_intensity` through the store's cache of the directions' operators.
+
+    ``entry`` is the cache file of these directions (:func:`sky_entry`, :func:`region_entry`),
+    ``None`` where the operators are not cached (:func:`operator_key`).  A readable entry
+    replaces the line-of-sight integration by one matrix product per block; otherwise the
+    operators are built as :func:`galaxy_intensity` builds them, applied, and written to
+    ``entry``.  Both apply the same float64 operators to the same blocks of rays, so the
+    result does not depend on whether the entry existed.
+    """
+    if entry is None:
+        return galaxy_intensity(l_deg, b_deg, payload, lbar, per_component)
+    from threadpoolctl import threadpool_limits
+
+    l_deg, b_deg = np.asarray(l_deg, float), np.asarray(b_deg, float)
     n = len(l_deg)
-    k = lbar[COMPONENTS[0]][0].shape[-1]
-    I_c = np.zeros((n, len(COMPONENTS), k))
-    var = np.zeros((n, k))
-    for s0 in range(0, n, BLOCK):
-        sl = slice(s0, min(s0 + BLOCK, n))
+    shapes = operator_shapes(payload["modes"], len(lbar["R"]), len(lbar["z"]))
+    with threadpool_limits(limits=1, user_api="blas"):
+        ops = read_operators(entry, n, shapes)
+        if ops is None:
+            ops = stack_blocks(list(operator_blocks(l_deg, b_deg, payload, lbar["R"], lbar["z"])))
+            cstore.write_atomic(entry, lambda tmp: np.savez(tmp, **operator_arrays(ops, entry.stem)))
+        return apply_operators(split_blocks(ops, n), n, lbar, per_component)
+
+
+def operator_blocks(l_deg: np.ndarray, b_deg: np.ndarray, payload: dict, R_grid: np.ndarray, z_grid: np.ndarray):
+    """Line-of-sight operators of the directions (l, b) [deg], one block of at most :data:`BLOCK` rays at a time.
+
+    Yields ``(rows, ops, attenuated)``: the slice of the directions, ``{component: operator}``
+    with operators (rays x L_bar nodes) in [stars cm^-2 sr^-1 per star-luminosity unit], i.e.
+    I_c = ops[c] @ L_bar_c, and ``{component: [(energy index, operator), ...]}``, the operators
+    with exp(-kappa(E) s) of the attenuated energies (empty without ``kappa``).  A generator,
+    so a caller that does not keep the blocks holds one block's rays at a time.
+    """
+    g = payload["galaxy"]
+    kappa = payload.get("kappa")
+    unit = KPC_CM / (4.0 * np.pi) / g.mean_stellar_mass / PC_CM**3  # w [kpc], n [Msun pc^-3]
+    for s0 in range(0, len(l_deg), BLOCK):
+        sl = slice(s0, min(s0 + BLOCK, len(l_deg)))
         rays = ray_nodes(l_deg[sl], b_deg[sl], g.R_sun, payload["z_obs"], g.R_max, g.z_max, payload["steps"])
         zabs = np.abs(rays.z)
         dens = component_densities(rays.R, zabs, g)
         geom = _Geometry(rays, zabs, R_grid, z_grid)
-        unit = KPC_CM / (4.0 * np.pi) / g.mean_stellar_mass / PC_CM**3  # w [kpc], n [Msun pc^-3]
-        for ci, c in enumerate(COMPONENTS):
-            L, S = lbar[c]  # (L_bar nodes, columns)
+        ops, attenuated = {}, {}
+        for c in COMPONENTS:
             wn = rays.w * dens[c] * unit  # (m, nodes)
             mode = payload["modes"][c]
-            A = geom.operator(wn, mode)
-            I_c[sl, ci] = A @ L
-            err = A @ S  # thin populations share their random numbers: errors add linearly
-            if payload.get("kappa") is not None:
-                _attenuate(I_c[sl, ci], err, rays, wn, L, S, mode, payload["kappa"], geom)
+            ops[c] = geom.operator(wn, mode)
+            if kappa is not None:
+                hit = np.flatnonzero(kappa * rays.length.max() > 1e-9)
+                attenuated[c] = [(j, geom.operator(wn * np.exp(-kappa[j] * rays.s), mode)) for j in hit]
+        yield sl, ops, attenuated
+
+
+def apply_operators(blocks, n: int, lbar: dict, per_component: bool = False):
+    """I = sum_c A_c L_bar_c and its Monte Carlo error from the blocks of :func:`operator_blocks`.
+
+    The error of a component is A_c S_c (the thin disk's populations share their random
+    numbers: errors add linearly), and components add in quadrature (independent streams),
+    so each component keeps its own operator.  Returns ``I``, ``err`` and optionally ``I_c``
+    as :func:`galaxy_intensity`.
+    """
+    k = lbar[COMPONENTS[0]][0].shape[-1]
+    I_c = np.zeros((n, len(COMPONENTS), k))
+    var = np.zeros((n, k))
+    g, n_E = MESSENGERS.index("gamma"), len(lbar["energy"])
+    for sl, ops, attenuated in blocks:
+        for ci, c in enumerate(COMPONENTS):
+            L, S = lbar[c]  # (L_bar nodes, columns)
+            I_c[sl, ci] = ops[c] @ L
+            err = ops[c] @ S
+            for j, A in attenuated.get(c, ()):
+                cols = [(a * len(MESSENGERS) + g) * n_E + j for a in range(len(SCENARIOS))]  # (scenario a, gamma, energy j)
+                I_c[sl, ci][:, cols] = A @ L[:, cols]
+                err[:, cols] = A @ S[:, cols]
             var[sl] += err**2
     I = I_c.sum(axis=1)
     return (I, np.sqrt(var), I_c) if per_component else (I, np.sqrt(var))
@@ -230,15 +307,121 @@ class _Geometry:
         return csr_matrix((np.concatenate(data), (np.tile(rows, 4), np.concatenate(cols))), shape=(m, self.nR * nz))
 
 
-def _attenuate(I_c, err, rays, wn, L, S, mode, kappa, geom) -> None:
-    """Redo the gamma-ray columns with exp(-kappa(E) s) along each ray (in place); ``kappa`` [kpc^-1] per energy."""
-    n_E = kappa.size
-    for j in np.flatnonzero(kappa * rays.length.max() > 1e-9):
-        A = geom.operator(wn * np.exp(-kappa[j] * rays.s), mode)
-        g = MESSENGERS.index("gamma")
-        cols = [(a * len(MESSENGERS) + g) * n_E + j for a in range(len(SCENARIOS))]  # (scenario a, gamma, energy j)
-        I_c[:, cols] = A @ L[:, cols]
-        err[:, cols] = A @ S[:, cols]
+# --- the operators as derived inputs in the store's cache (issue #17) ---
+#
+# Once the geometry is fixed, I = A @ L_bar: a change of the yields (mirroring, cross sections)
+# only needs the product.  The attenuated operators are not cached: they depend on the energy
+# grid and there is one per attenuated energy and component, i.e. up to n_E times the cache of
+# the plain operators (tens of GB at paper scale); with ``sky.cmb_attenuation`` the stages
+# integrate along the rays as before (:func:`operator_key` is ``None``).
+
+
+def operator_key(config, R_grid: np.ndarray, z_grid: np.ndarray) -> str | None:
+    """Fingerprint of everything the line-of-sight operators depend on but the directions, or ``None``.
+
+    The observer, the Galaxy's extent and densities (with the mean stellar mass), the nodes
+    per ray, the component modes, the emissivity's (R, z) grid [kpc] and the sky code
+    version; not L_bar, the yields or the energy grid.  ``None`` (not cached) with
+    ``sky.cmb_attenuation``.
+    """
+    settings = los_settings(config)
+    if settings.pop("cmb_attenuation"):
+        return None
+    grid = {"R": np.asarray(R_grid, float), "z": np.asarray(z_grid, float)}
+    return digest({"code": CODE_VERSION, "operator": OPERATOR_VERSION, "los": settings, "grid": grid})
+
+
+def sky_entry(los: dict, nside: int, start: int, stop: int) -> Path | None:
+    """The cache file of the operators of pixels ``[start, stop)`` at ``nside``, or ``None`` if not cached."""
+    key = los.get("operator_key")
+    if key is None:
+        return None
+    name = digest({"operator": key, "nside": nside, "pixels": [start, stop]})
+    return cstore.cache_path(los["store"], "sky_operator", f"{name}.npz")
+
+
+def region_entry(los: dict, boxes, dl: float, nb: int) -> Path | None:
+    """The cache file of the operators of a region's quadrature nodes (boxes [deg], ``dl`` [deg], ``nb``), or ``None``."""
+    key = los.get("operator_key")
+    if key is None:
+        return None
+    name = digest({"operator": key, "boxes": [list(map(float, b)) for b in boxes], "dl": float(dl), "nb": int(nb)})
+    return cstore.cache_path(los["store"], "sed_operator", f"{name}.npz")
+
+
+def operator_shapes(modes: dict[str, str], n_R: int, n_z: int) -> dict[str, tuple[str, int]]:
+    """``{component: (mode, L_bar nodes)}``: what a stored operator of each component must look like."""
+    return {c: (m, {"const": 1, "R": n_R, "Rz": n_R * n_z}[m]) for c, m in modes.items()}
+
+
+def stack_blocks(blocks: list) -> dict:
+    """The operators of all directions, ``{component: operator}``, from :func:`operator_blocks` without attenuation."""
+    from scipy.sparse import issparse, vstack
+
+    out = {}
+    for c in COMPONENTS:
+        parts = [ops[c] for _, ops, _ in blocks]
+        out[c] = vstack(parts, format="csr") if parts and issparse(parts[0]) else np.concatenate(parts)
+    return out
+
+
+def split_blocks(ops: dict, n: int):
+    """The blocks :func:`apply_operators` takes from stacked operators: the rays of :func:`operator_blocks`'s blocks."""
+    for s0 in range(0, n, BLOCK):
+        sl = slice(s0, min(s0 + BLOCK, n))
+        yield sl, {c: A[sl] for c, A in ops.items()}, {}
+
+
+def operator_arrays(ops: dict, key: str) -> dict[str, np.ndarray]:
+    """Plain float64/int64 arrays of stacked operators (a sparse one as CSR parts) and their key, for ``np.savez``."""
+    from scipy.sparse import issparse
+
+    out = {"key": np.array(key)}
+    for c, A in ops.items():
+        if issparse(A):
+            out.update({f"{c}.data": A.data, f"{c}.indices": A.indices, f"{c}.indptr": A.indptr,
+                        f"{c}.shape": np.array(A.shape)})
+        else:
+            out[c] = A
+    return out
+
+
+def read_operators(path: Path, n: int, shapes: dict[str, tuple[str, int]]) -> dict | None:
+    """Stacked operators from a cache file, or ``None`` if absent, unreadable or not what ``path`` names.
+
+    The store may sit on a shared file system that others can write to, so an entry is never
+    unpickled (``allow_pickle=False`` refuses object arrays), and one that cannot be read as
+    plain arrays of the expected key and shapes (``n`` directions, :func:`operator_shapes`)
+    is rebuilt with a warning.
+    """
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if str(data["key"]) != path.stem:
+                raise ValueError(f"the entry holds the operators of {data['key']}")
+            ops = {c: _stored_operator(data, c, mode, (n, cols)) for c, (mode, cols) in shapes.items()}
+    except Exception as exc:  # noqa: BLE001 - any unreadable entry is rebuilt, never executed
+        warnings.warn(f"ignoring unreadable operator cache {path} ({type(exc).__name__}: {exc}); recomputing it", stacklevel=2)
+        return None
+    return ops
+
+
+def _stored_operator(data, c: str, mode: str, shape: tuple[int, int]):
+    if mode == "Rz":
+        from scipy.sparse import csr_matrix
+
+        if tuple(data[f"{c}.shape"]) != shape:
+            raise ValueError(f"{c}: shape {tuple(data[f'{c}.shape'])}, expected {shape}")
+        A = csr_matrix((data[f"{c}.data"], data[f"{c}.indices"], data[f"{c}.indptr"]), shape=shape)
+        A.check_format(full_check=True)
+    else:
+        A = data[c]
+        if A.shape != shape:
+            raise ValueError(f"{c}: shape {A.shape}, expected {shape}")
+    if A.dtype != np.float64:
+        raise ValueError(f"{c}: dtype {A.dtype}, expected float64")
+    return A
 
 
 def compute(start: int, stop: int, payload: SkyPayload) -> xr.Dataset:
@@ -251,7 +434,8 @@ def compute(start: int, stop: int, payload: SkyPayload) -> xr.Dataset:
     l, b = hp.pix2ang(payload.nside, pix, lonlat=True)
     n_E = len(lbar["energy"])
     shape = (stop - start, len(SCENARIOS), len(MESSENGERS), n_E)
-    res = galaxy_intensity(l, b, los, lbar, per_component=payload.components)
+    entry = sky_entry(los, payload.nside, start, stop)
+    res = cached_intensity(l, b, los, lbar, entry, per_component=payload.components)
     data = {"intensity": (_MAP_DIMS, res[0].reshape(shape)), "intensity_stderr": (_MAP_DIMS, res[1].reshape(shape))}
     if payload.components:
         data["intensity_component"] = (
@@ -283,14 +467,18 @@ def los_settings(config) -> dict:
     }
 
 
-def los_payload(config, store, key: str, energy: np.ndarray) -> dict:
-    """What :func:`galaxy_intensity` needs on a worker: the same for sky maps and region spectra."""
+def los_payload(config, store, key: str, emissivity: xr.Dataset) -> dict:
+    """What :func:`cached_intensity` needs on a worker: the same for sky maps and region spectra.
+
+    ``emissivity`` is the emissivity cube (its energy and (R, z) grid are read).
+    """
     settings = los_settings(config)
     return {
         "store": str(store),
         "emissivity_key": key,
         "galaxy": config.galaxy,
-        "kappa": _kappa(config, energy),
+        "kappa": _kappa(config, emissivity.energy.values),
+        "operator_key": operator_key(config, emissivity.R.values, emissivity.z.values),
         **{k: settings[k] for k in ("z_obs", "steps", "modes")},
     }
 
@@ -363,6 +551,7 @@ def plan(config, store, client=None) -> StagePlan:
         coords["component"] = list(COMPONENTS)
     settings = los_settings(config)
     fp = Fingerprinter(code=CODE_VERSION, emissivity=key, los=settings, nside=s.nside, components=s.components)
+    los = los_payload(config, store, key, e)
     return StagePlan(
         template=xr.Dataset(data, coords=coords),
         chunk=chunk,
@@ -374,9 +563,25 @@ def plan(config, store, client=None) -> StagePlan:
             "ordering": "RING",
             "coordsys": "G",
         },
-        payload=SkyPayload(los=los_payload(config, store, key, energy), nside=s.nside, components=s.components),
+        payload=SkyPayload(los=los, nside=s.nside, components=s.components),
         notes=[f"nside {s.nside}: {n_pix} pixels x {s.steps} nodes per line of sight"],
+        describe=operators_found([sky_entry(los, s.nside, a, min(a + chunk, n_pix)) for a in range(0, n_pix, chunk)], chunk),
     )
+
+
+def operators_found(entries: list[Path | None], chunk: int) -> Callable[[list], dict]:
+    """The ``describe`` of a plan: how many computed chunks find their operators in the cache.
+
+    ``entries`` are the cache files of the chunks, in order, looked up now (when planned, as
+    the chunks run after); an entry that turns out unreadable is counted but rebuilt (with a
+    warning) by its chunk.
+    """
+    found = {i * chunk for i, p in enumerate(entries) if p is not None and p.is_file()}
+
+    def describe(computed) -> dict:
+        return {"los_operators_cached": sum(k.start in found for k in computed)}
+
+    return describe
 
 
 STAGE = Stage(
