@@ -13,7 +13,11 @@ weight row:
   grid corrects it (the bins are narrower than the grid spacing);
 * a template is found from its stage's first position on the track plus the star's phase
   fraction times the stage's template count, then walked to the exact lower bound (the
-  snapshots are spread evenly in phase, so the guess is off by at most a step or two).
+  snapshots are spread evenly in phase, so the guess is off by at most a step or two);
+* what a star reads of a track (stage positions, boundaries) and of a template (key, phase,
+  stage, track, index) lies in one row each: the stars come in random order, so the kernel
+  is bound by cache misses into the 87,485-template paper library, and one row is one or
+  two cache lines where separate arrays cost one each (2.2x fewer ns per star, measured).
 
 Every floating-point operation is the one, in the same order, of the numpy implementation
 it replaced (``tests/tasks/kernels/population_numpy_oracle.py``), so the weights and the
@@ -45,6 +49,18 @@ _JIT = dict(
 SPAN = 8.0
 #: Stages of a track (MS, RGB, CHeB, EAGB, TPAGB).
 N_STAGES = 5
+
+# Columns of the per-track rows ``trk``: positions in ``tpl`` where each stage starts (0-5) and
+# where the track ends (6), the start of the main sequence b0 [yr], log10 of the stage ends.
+_B0 = N_STAGES + 2
+_LOG_B = N_STAGES + 3
+#: Columns of the per-track rows (padded to two cache lines).
+TRACK_COLUMNS = 16
+# Columns of the per-template rows ``tpl`` (valid templates sorted by track, then phase):
+# sort key track * SPAN + phase, phase, stage, track, index in the library.
+_KEY, _PHASE, _STAGE, _TRACK, _INDEX = range(5)
+#: Columns of the per-template rows.
+TEMPLATE_COLUMNS = 5
 
 
 @nb.njit(**_JIT)
@@ -150,20 +166,20 @@ def _bracket(node_start, node_lm, node_track, node_x0, node_inv_h, tab_start, ta
 
 
 @nb.njit(**_JIT)
-def _lower_bound(key, first, last, guess, q):
-    """First position p in [first, last] with key[p] >= q (key ascending), walking from ``guess``."""
+def _lower_bound(tpl, first, last, guess, q):
+    """First position p in [first, last] with key ``tpl[p, 0] >= q`` (keys ascending), walking from ``guess``."""
     p = min(max(guess, first), last)
-    while p > first and key[p - 1] >= q:
+    while p > first and tpl[p - 1, _KEY] >= q:
         p -= 1
-    while p < last and key[p] < q:
+    while p < last and tpl[p, _KEY] < q:
         p += 1
     return p
 
 
 @nb.njit(**_JIT)
 def _star(i, lm, logz, age, lz, lz_x0, lz_inv_h, lz_table, node_start, node_lm, node_track, node_x0, node_inv_h,
-          tab_start, tables, b0, log_b, key, stage_pos, t_stage, t_phase, t_track, tr, wt, left, right, wl, wr):
-    """The eep weights of star ``i``: templates ``left``, ``right`` (4 each) and weights ``wl``, ``wr``."""
+          tab_start, tables, trk, tpl, tr, wt, left, right, wl, wr):
+    """The eep weights of star ``i``: positions ``left``, ``right`` in ``tpl`` (4 each), weights ``wl``, ``wr``."""
     nz = lz.size
     v = lm[i]
     if nz == 1:
@@ -185,32 +201,32 @@ def _star(i, lm, logz, age, lz, lz_x0, lz_inv_h, lz_table, node_start, node_lm, 
     a = age[i]
     s = 0
     while True:
-        end = 10.0 ** (((wt[0] * log_b[tr[0], s] + wt[1] * log_b[tr[1], s]) + wt[2] * log_b[tr[2], s])
-                       + wt[3] * log_b[tr[3], s])
+        c = _LOG_B + s
+        end = 10.0 ** (((wt[0] * trk[tr[0], c] + wt[1] * trk[tr[1], c]) + wt[2] * trk[tr[2], c]) + wt[3] * trk[tr[3], c])
         if s == N_STAGES - 1 or a < end:
             break
         start = end
         s += 1
     if s == 0:
-        start = (wt[0] * b0[tr[0]] + wt[2] * b0[tr[2]]) + (wt[1] * b0[tr[1]] + wt[3] * b0[tr[3]])
+        start = (wt[0] * trk[tr[0], _B0] + wt[2] * trk[tr[2], _B0]) + (wt[1] * trk[tr[1], _B0] + wt[3] * trk[tr[3], _B0])
     frac = min(max((a - start) / ((end - start) if end > start else 1.0), 0.0), 1.0)
     phase = s + frac
-    last = key.size - 1
+    last = tpl.shape[0] - 1
     total = 0.0
     for k in range(4):
         t = tr[k]
         q = t * SPAN + phase
-        s_lo, s_hi = stage_pos[t, s], stage_pos[t, s + 1]
-        r = _lower_bound(key, stage_pos[t, 0], stage_pos[t, N_STAGES + 1], s_lo + int(frac * (s_hi - s_lo)), q)
+        s_lo, s_hi = int(trk[t, s]), int(trk[t, s + 1])
+        r = _lower_bound(tpl, int(trk[t, 0]), int(trk[t, N_STAGES + 1]), s_lo + int(frac * (s_hi - s_lo)), q)
         lft = max(r - 1, 0)
         r = min(r, last)
         left[k], right[k] = lft, r
         qp = q - t * SPAN
-        in_r = t_track[r] == t and t_stage[r] == s and t_phase[r] >= qp
-        in_l = t_track[lft] == t and t_stage[lft] == s and t_phase[lft] <= qp
-        span = t_phase[r] - t_phase[lft]
+        in_r = tpl[r, _TRACK] == t and tpl[r, _STAGE] == s and tpl[r, _PHASE] >= qp
+        in_l = tpl[lft, _TRACK] == t and tpl[lft, _STAGE] == s and tpl[lft, _PHASE] <= qp
+        span = tpl[r, _PHASE] - tpl[lft, _PHASE]
         if in_l and in_r:
-            w_r = (phase - t_phase[lft]) / span if span > 0 else 0.0
+            w_r = (phase - tpl[lft, _PHASE]) / span if span > 0 else 0.0
         else:
             w_r = 1.0 if in_r else 0.0
         wr[k] = w_r
@@ -226,8 +242,8 @@ def _star(i, lm, logz, age, lz, lz_x0, lz_inv_h, lz_table, node_start, node_lm, 
         wt[3] = f * g1
         for k in range(4):
             t, lft, r = tr[k], left[k], right[k]
-            near_r = t_track[r] == t and (
-                t_track[lft] != t or abs(t_phase[r] - phase) < abs(t_phase[lft] - phase)
+            near_r = tpl[r, _TRACK] == t and (
+                tpl[lft, _TRACK] != t or abs(tpl[r, _PHASE] - phase) < abs(tpl[lft, _PHASE] - phase)
             )
             wl[k] = 0.0 if near_r else 1.0
             wr[k] = 1.0 if near_r else 0.0
@@ -238,8 +254,7 @@ def _star(i, lm, logz, age, lz, lz_x0, lz_inv_h, lz_table, node_start, node_lm, 
 
 @nb.njit(**_JIT)
 def phase_accumulate(lm, logz, age, weight, alive, lz, lz_x0, lz_inv_h, lz_table, node_start, node_lm, node_track,
-                     node_x0, node_inv_h, tab_start, tables, b0, log_b, key, stage_pos, t_stage, t_phase,
-                     t_track, t_index, out):
+                     node_x0, node_inv_h, tab_start, tables, trk, tpl, out):
     """Add ``weight[i]`` times the eep weights of each star with ``alive[i]`` into ``out`` (n_models,).
 
     In numpy.bincount's order: star by star, each star's four left templates, then its four right ones.
@@ -254,18 +269,17 @@ def phase_accumulate(lm, logz, age, weight, alive, lz, lz_x0, lz_inv_h, lz_table
         if not alive[i]:
             continue
         _star(i, lm, logz, age, lz, lz_x0, lz_inv_h, lz_table, node_start, node_lm, node_track, node_x0, node_inv_h,
-              tab_start, tables, b0, log_b, key, stage_pos, t_stage, t_phase, t_track, tr, wt, left, right, wl, wr)
+              tab_start, tables, trk, tpl, tr, wt, left, right, wl, wr)
         x = weight[i]
         for k in range(4):
-            out[t_index[left[k]]] += (wt[k] * wl[k]) * x
+            out[int(tpl[left[k], _INDEX])] += (wt[k] * wl[k]) * x
         for k in range(4):
-            out[t_index[right[k]]] += (wt[k] * wr[k]) * x
+            out[int(tpl[right[k], _INDEX])] += (wt[k] * wr[k]) * x
 
 
 @nb.njit(**_JIT)
 def phase_weights(lm, logz, age, lz, lz_x0, lz_inv_h, lz_table, node_start, node_lm, node_track,
-                  node_x0, node_inv_h, tab_start, tables, b0, log_b, key, stage_pos, t_stage, t_phase,
-                  t_track, t_index, idx, w):
+                  node_x0, node_inv_h, tab_start, tables, trk, tpl, idx, w):
     """Star i's eep templates and weights into ``idx[i]``, ``w[i]`` (n, 8): four left, then four right."""
     tr = np.empty(4, np.int64)
     wt = np.empty(4)
@@ -275,9 +289,9 @@ def phase_weights(lm, logz, age, lz, lz_x0, lz_inv_h, lz_table, node_start, node
     wr = np.empty(4)
     for i in range(lm.size):
         _star(i, lm, logz, age, lz, lz_x0, lz_inv_h, lz_table, node_start, node_lm, node_track, node_x0, node_inv_h,
-              tab_start, tables, b0, log_b, key, stage_pos, t_stage, t_phase, t_track, tr, wt, left, right, wl, wr)
+              tab_start, tables, trk, tpl, tr, wt, left, right, wl, wr)
         for k in range(4):
-            idx[i, k] = t_index[left[k]]
-            idx[i, 4 + k] = t_index[right[k]]
+            idx[i, k] = int(tpl[left[k], _INDEX])
+            idx[i, 4 + k] = int(tpl[right[k], _INDEX])
             w[i, k] = wt[k] * wl[k]
             w[i, 4 + k] = wt[k] * wr[k]

@@ -528,21 +528,26 @@ class _PhaseGrid:
         self.track = track[keep][order]
         self.stage = s_idx[keep][order]
         self.phase = phase[keep][order]
-        # compiled-kernel form (tasks/kernels/eep.py): flat per-node track arrays with lookup
-        # tables, and where each stage of each track starts in the sorted keys
+        # The compiled kernel's form (tasks/kernels/eep.py, which planning must not import): flat
+        # per-node track arrays with lookup tables; one row per track (where each stage starts
+        # among the sorted templates and where the track ends, b0, log10 stage ends: eep's
+        # TRACK_COLUMNS layout) and one per valid template (eep's TEMPLATE_COLUMNS layout).
         lz_x0, lz_inv_h, lz_table = lookup_table(self.lz)
         node_start = np.cumsum([0] + [x.size for x in self.node_lm]).astype(np.int64)
         tables = [lookup_table(x) for x in self.node_lm]
         tab_start = np.cumsum([0] + [t.size for _, _, t in tables]).astype(np.int64)
         offsets = np.array([*range(len(STAGES) + 1), self._SPAN])
         stage_pos = np.searchsorted(self.key, np.arange(n_t)[:, None] * self._SPAN + offsets).astype(np.int64)
+        from_track = np.zeros((n_t, 16))
+        from_track[:, : len(STAGES) + 2] = stage_pos
+        from_track[:, len(STAGES) + 2] = self.b0
+        from_track[:, len(STAGES) + 3 : 2 * len(STAGES) + 3] = self.log_b
+        from_template = np.column_stack([self.key, self.phase, self.stage, self.track, self.index]).astype(float)
         self.kernel_args = (
             self.lz, lz_x0, lz_inv_h, lz_table,
             node_start, np.concatenate(self.node_lm), np.concatenate(self.node_track).astype(np.int64),
             np.array([x0 for x0, _, _ in tables]), np.array([h for _, h, _ in tables]), tab_start,
-            np.concatenate([t for _, _, t in tables]),
-            self.b0, np.ascontiguousarray(self.log_b), self.key, stage_pos,
-            self.stage.astype(np.int64), self.phase, self.track.astype(np.int64), self.index.astype(np.int64),
+            np.concatenate([t for _, _, t in tables]), from_track, from_template,
         )
 
 
