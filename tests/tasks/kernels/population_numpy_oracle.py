@@ -1,7 +1,7 @@
 """TEST ORACLE (not a product): the previous numpy implementation of the ``eep`` weights and the lifetime.
 
-Verbatim copies of ``_PhaseGrid._bracket``, ``_PhaseGrid.weights`` and
-``TemplateLibrary.lifetime`` from tasks/kernels/population.py before the compiled kernel
+Verbatim copies of ``_PhaseGrid._bracket``, ``_PhaseGrid.weights``,
+``TemplateLibrary.lifetime`` and ``IMF.ppf`` from tasks/kernels/population.py before the compiled kernel
 (tasks/kernels/eep.py) replaced them, as functions of the grid or library they were methods
 of. Kept only so that tests can check that the fast path reproduces their numbers bit for bit.
 """
@@ -13,7 +13,7 @@ from numpy.typing import ArrayLike
 
 from catalogs.stellar.tracks import STAGES
 
-__all__ = ["phase_weights", "lifetime"]
+__all__ = ["phase_weights", "lifetime", "ppf"]
 
 
 def _bracket(self, j: int, lm: np.ndarray):
@@ -102,3 +102,21 @@ def lifetime(self, M: ArrayLike, Z: ArrayLike) -> np.ndarray:
         out[sel] = (1.0 - f[sel]) * lo + f[sel] * hi
     return 10.0 ** out
 
+
+def ppf(self, u: ArrayLike) -> np.ndarray:
+    """Inverse of :meth:`cdf` (mass [Msun] below which a fraction ``u`` of stars lies)."""
+    b, a, k, mass = self._segments()
+    target = np.asarray(u, float) * mass.sum()
+    edges = np.concatenate([[0.0], np.cumsum(mass)])
+    i = np.clip(np.searchsorted(edges, target, side="right") - 1, 0, len(a) - 1)
+    rest = target - edges[i]
+    one = np.isclose(a[i], 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = 1.0 - a[i]
+        pw = np.where(one, 1.0, p)
+        m = np.where(
+            one,
+            b[i] * np.exp(rest / k[i]),
+            (b[i] ** pw + rest * pw / k[i]) ** (1.0 / pw),
+        )
+    return np.clip(m, b[0], b[-1])
