@@ -147,3 +147,16 @@ def test_imf_ppf_equals_the_per_star_formula_bit_for_bit(slopes):
     imf = IMF((0.08, 0.5, 100.0), slopes)
     u = np.concatenate([np.random.default_rng(8).random(200_000), [0.0, 1.0, imf.cdf(0.5)]])
     np.testing.assert_array_equal(imf.ppf(u), oracle.ppf(imf, u))
+
+
+def test_the_grid_rows_have_the_kernel_s_layout():
+    """_PhaseGrid (numba-free, built when planning) writes the rows the kernel reads."""
+    lib = _irregular_library()
+    *_, trk, tpl = lib._phases.kernel_args
+    assert trk.shape[1] == eep.TRACK_COLUMNS and tpl.shape[1] == eep.TEMPLATE_COLUMNS
+    g = lib._phases
+    np.testing.assert_array_equal(tpl[:, eep._KEY], g.key)
+    np.testing.assert_array_equal(tpl[:, eep._INDEX], g.index)
+    np.testing.assert_array_equal(trk[:, eep._B0], g.b0)
+    np.testing.assert_array_equal(trk[:, eep._LOG_B : eep._LOG_B + eep.N_STAGES], g.log_b)
+    assert eep.SPAN == g._SPAN
