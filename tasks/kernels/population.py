@@ -61,6 +61,7 @@ __all__ = [
     "age_cdf",
     "sample_feh",
     "batch_rng",
+    "lookup_table",
     "PopulationResult",
     "population_weights",
 ]
@@ -122,15 +123,14 @@ class IMF:
         edges = np.concatenate([[0.0], np.cumsum(mass)])
         i = np.clip(np.searchsorted(edges, target, side="right") - 1, 0, len(a) - 1)
         rest = target - edges[i]
-        one = np.isclose(a[i], 1.0)
+        # What depends on the segment only is computed per segment and gathered: the same
+        # numbers as per star (elementwise power and division), at a third of the cost.
+        one = np.isclose(a, 1.0)
+        pw = np.where(one, 1.0, 1.0 - a)
         with np.errstate(divide="ignore", invalid="ignore"):
-            p = 1.0 - a[i]
-            pw = np.where(one, 1.0, p)
-            m = np.where(
-                one,
-                b[i] * np.exp(rest / k[i]),
-                (b[i] ** pw + rest * pw / k[i]) ** (1.0 / pw),
-            )
+            m = (np.power(b[:-1], pw)[i] + rest * pw[i] / k[i]) ** (1.0 / pw)[i]
+            if one.any():
+                m = np.where(one[i], b[i] * np.exp(rest / k[i]), m)
         return np.clip(m, b[0], b[-1])
 
     def probability(self, lo: float, hi: float) -> float:
@@ -251,6 +251,33 @@ def sample_feh(component: str, galaxy, u: np.ndarray, age: np.ndarray, offset: f
     raise ValueError(f"unknown component {component!r}")
 
 
+def lookup_table(x: np.ndarray, per_step: int = 2) -> tuple[float, float, np.ndarray]:
+    """A uniform lookup table over the ascending grid ``x`` for the compiled look-ups of :mod:`tasks.kernels.eep`.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Ascending grid (strictly: log masses of one metallicity, or log metallicities).
+    per_step : int
+        Bins per smallest grid step: with at least one, a looked-up node is off by at most one.
+
+    Returns
+    -------
+    x0, inv_h : float
+        Start of the table and its bins per unit of ``x``.
+    table : numpy.ndarray of int64
+        For each bin, the last grid index whose node is at or below the bin's start.
+    """
+    x = np.asarray(x, float)
+    if x.size < 2:
+        return float(x[0]) if x.size else 0.0, 0.0, np.zeros(1, np.int64)
+    step = float(np.diff(x).min())
+    n_bins = int(min(max(np.ceil((x[-1] - x[0]) / step * per_step), 1), 1 << 16))
+    inv_h = n_bins / (x[-1] - x[0])
+    starts = x[0] + np.arange(n_bins) / inv_h
+    return float(x[0]), float(inv_h), np.searchsorted(x, starts, side="right").astype(np.int64) - 1
+
+
 def batch_rng(seed: int, component: str, batch: int) -> np.random.Generator:
     """The random stream of one (component, batch): independent of workers and chunking."""
     ss = np.random.SeedSequence(entropy=int(seed), spawn_key=(COMPONENT_IDS[component], int(batch)))
@@ -318,6 +345,7 @@ class TemplateLibrary:
             masses = np.unique(m[sel])
             t = np.array([end[sel & (m == mk)].max() for mk in masses])
             self._tracks.append((np.log10(masses), np.log10(t)))
+        self._life_args = _lifetime_tables(np.log10(self._z_nodes), self._tracks)
         self._bound_m = np.unique(np.concatenate([xm for xm, _ in self._tracks]))
         self._bound_t = np.max([np.interp(self._bound_m, xm, yt) for xm, yt in self._tracks], axis=0)
         self._phases = None if stage is None else _PhaseGrid(m, z, a, d, np.asarray(stage).astype(str), ok, self._z_nodes)
@@ -336,20 +364,31 @@ class TemplateLibrary:
 
     def lifetime(self, M: ArrayLike, Z: ArrayLike) -> np.ndarray:
         """Lifetime [yr] of stars of initial mass ``M`` [Msun] and metallicity ``Z`` (clipped to the library)."""
+        from tasks.kernels.eep import log_lifetime
+
         lm = np.log10(np.asarray(M, float))
         z = np.broadcast_to(np.clip(np.asarray(Z, float), *self.z_range), lm.shape)
-        if len(self._z_nodes) == 1:
-            return 10.0 ** np.interp(lm, *self._tracks[0])
-        lz = np.log10(self._z_nodes)
-        j = np.clip(np.searchsorted(lz, np.log10(z), side="right") - 1, 0, len(lz) - 2)
-        f = (np.log10(z) - lz[j]) / (lz[j + 1] - lz[j])
         out = np.empty(lm.shape)
-        for jj in np.unique(j):  # only the two bracketing metallicities of each star
-            sel = j == jj
-            lo = np.interp(lm[sel], *self._tracks[jj])
-            hi = np.interp(lm[sel], *self._tracks[jj + 1])
-            out[sel] = (1.0 - f[sel]) * lo + f[sel] * hi
+        log_lifetime(lm.ravel(), np.log10(z).ravel(), *self._life_args, out.reshape(-1))
         return 10.0 ** out
+
+    def alive(self, lm: np.ndarray, logz: np.ndarray, age: np.ndarray, p_young: np.ndarray) -> np.ndarray:
+        """Stars that may carry a yield: ``p_young > 0`` and younger than :meth:`lifetime`.
+
+        Parameters
+        ----------
+        lm, logz : numpy.ndarray
+            log10 of the initial mass [Msun] and of the metallicity, already clipped to the library.
+        age : numpy.ndarray
+            [yr].
+        p_young : numpy.ndarray
+            Probability of each star's age bound (zero: never alive).
+        """
+        from tasks.kernels.eep import alive_mask
+
+        out = np.empty(lm.shape, bool)
+        alive_mask(lm, logz, age, p_young, *self._life_args, out)
+        return out
 
     def lifetime_bound(self, M: ArrayLike) -> np.ndarray:
         """An upper bound [yr] of :meth:`lifetime` over every metallicity, at initial mass ``M``.
@@ -391,9 +430,35 @@ class TemplateLibrary:
         each track the two templates of that stage around the phase, linearly in phase.  No
         star takes a template of another stage than its own.  Weights sum to one per star.
         """
+        grid = self._require_phases()
+        from tasks.kernels.eep import phase_weights
+
+        lm = np.log10(np.asarray(M, float))
+        logz = np.log10(np.clip(np.asarray(Z, float), *self.z_range))
+        idx = np.empty((lm.size, 8), np.int64)
+        w = np.empty((lm.size, 8))
+        phase_weights(lm, logz, np.asarray(age, float), *grid.kernel_args, idx, w)
+        return idx, w
+
+    def add_phase_weights(
+        self, lm: np.ndarray, logz: np.ndarray, age: np.ndarray, weight: np.ndarray, alive: np.ndarray, out: np.ndarray
+    ) -> None:
+        """Add ``weight`` times each living star's :meth:`phase_weights` into ``out`` (n_models,), in place.
+
+        The same sums as ``numpy.bincount`` of the weights, without the (n, 8) index and weight
+        arrays.  ``lm``, ``logz``: log10 initial mass [Msun] and metallicity (clipped to the
+        library); ``age`` [yr]; ``weight``: each star's statistical weight; ``alive``: the stars
+        to add (:meth:`alive`).
+        """
+        grid = self._require_phases()
+        from tasks.kernels.eep import phase_accumulate
+
+        phase_accumulate(lm, logz, age, weight, alive, *grid.kernel_args, out)
+
+    def _require_phases(self) -> "_PhaseGrid":
         if self._phases is None:
             raise LibraryError("the eep estimator needs each template's stage: build the library with stage=")
-        return self._phases.weights(np.log10(M), np.clip(np.asarray(Z, float), *self.z_range), np.asarray(age, float))
+        return self._phases
 
     def check_mass_range(self, m_lo: float, m_hi: float, where: str) -> None:
         """Raise :class:`LibraryError` if the library misses part of [m_lo, m_hi] [Msun] (2% slack)."""
@@ -462,74 +527,44 @@ class _PhaseGrid:
         self.track = track[keep][order]
         self.stage = s_idx[keep][order]
         self.phase = phase[keep][order]
+        # The compiled kernel's form (tasks/kernels/eep.py, which planning must not import): flat
+        # per-node track arrays with lookup tables; one row per track (where each stage starts
+        # among the sorted templates and where the track ends, b0, log10 stage ends: eep's
+        # TRACK_COLUMNS layout) and one per valid template (eep's TEMPLATE_COLUMNS layout).
+        lz_x0, lz_inv_h, lz_table = lookup_table(self.lz)
+        node_start = np.cumsum([0] + [x.size for x in self.node_lm]).astype(np.int64)
+        tables = [lookup_table(x) for x in self.node_lm]
+        tab_start = np.cumsum([0] + [t.size for _, _, t in tables]).astype(np.int64)
+        offsets = np.array([*range(len(STAGES) + 1), self._SPAN])
+        stage_pos = np.searchsorted(self.key, np.arange(n_t)[:, None] * self._SPAN + offsets).astype(np.int64)
+        from_track = np.zeros((n_t, 16))
+        from_track[:, : len(STAGES) + 2] = stage_pos
+        from_track[:, len(STAGES) + 2] = self.b0
+        from_track[:, len(STAGES) + 3 : 2 * len(STAGES) + 3] = self.log_b
+        from_template = np.column_stack([self.key, self.phase, self.stage, self.track, self.index]).astype(float)
+        self.kernel_args = (
+            self.lz, lz_x0, lz_inv_h, lz_table,
+            node_start, np.concatenate(self.node_lm), np.concatenate(self.node_track).astype(np.int64),
+            np.array([x0 for x0, _, _ in tables]), np.array([h for _, h, _ in tables]), tab_start,
+            np.concatenate([t for _, _, t in tables]), from_track, from_template,
+        )
 
-    def _bracket(self, j: int, lm: np.ndarray):
-        """Lower and upper track ids at metallicity node ``j`` and the weight of the upper one."""
-        xm, ids = self.node_lm[j], self.node_track[j]
-        if xm.size == 1:
-            return np.full(lm.shape, ids[0]), np.full(lm.shape, ids[0]), np.zeros(lm.shape)
-        k = np.clip(np.searchsorted(xm, lm, side="right") - 1, 0, xm.size - 2)
-        g = np.clip((lm - xm[k]) / (xm[k + 1] - xm[k]), 0.0, 1.0)
-        return ids[k], ids[k + 1], g
 
-    def weights(self, lm: np.ndarray, z: np.ndarray, age: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        n = lm.size
-        tr = np.empty((n, 4), np.int64)
-        wt = np.empty((n, 4))
-        if self.lz.size == 1:
-            j = np.zeros(n, np.int64)
-            f = np.zeros(n)
-        else:
-            j = np.clip(np.searchsorted(self.lz, np.log10(z), side="right") - 1, 0, self.lz.size - 2)
-            f = np.clip((np.log10(z) - self.lz[j]) / (self.lz[j + 1] - self.lz[j]), 0.0, 1.0)
-        for jj in np.unique(j):  # only the two bracketing metallicities of each star
-            sel = np.flatnonzero(j == jj)
-            a0, a1, g0 = self._bracket(jj, lm[sel])
-            c0, c1, g1 = self._bracket(min(jj + 1, self.lz.size - 1), lm[sel])
-            tr[sel] = np.column_stack([a0, a1, c0, c1])
-            fs = f[sel]
-            wt[sel] = np.column_stack([(1 - fs) * (1 - g0), (1 - fs) * g0, fs * (1 - g1), fs * g1])
-        # the star's own stage boundaries and its phase
-        b0 = np.einsum("nk,nk->n", wt, self.b0[tr])
-        bounds = 10.0 ** np.einsum("nk,nks->ns", wt, self.log_b[tr])
-        s = np.minimum((age[:, None] >= bounds[:, :-1]).sum(axis=1), len(STAGES) - 1)
-        start = np.where(s == 0, b0, bounds[np.arange(n), np.maximum(s - 1, 0)])
-        end = bounds[np.arange(n), s]
-        frac = np.clip((age - start) / np.where(end > start, end - start, 1.0), 0.0, 1.0)
-        phase = s + frac
-        # the two templates of that stage around the phase on each track
-        q = tr * self._SPAN + phase[:, None]
-        right = np.searchsorted(self.key, q)
-        left = np.maximum(right - 1, 0)
-        right = np.minimum(right, self.key.size - 1)
+def _lifetime_tables(lz: np.ndarray, tracks: list[tuple[np.ndarray, np.ndarray]]) -> tuple:
+    """Arguments of :func:`tasks.kernels.eep.log_lifetime` after the stars: nodes, tracks and lookup tables.
 
-        def same(pos):
-            return (self.track[pos] == tr) & (self.stage[pos] == s[:, None])
-
-        in_l, in_r = same(left), same(right)
-        in_r &= self.phase[right] >= q - tr * self._SPAN  # right must lie at or after the phase
-        in_l &= self.phase[left] <= q - tr * self._SPAN
-        span = self.phase[right] - self.phase[left]
-        x = np.where(in_l & in_r & (span > 0), (phase[:, None] - self.phase[left]) / np.where(span > 0, span, 1.0), 0.0)
-        w_r = np.where(in_l & in_r, x, np.where(in_r, 1.0, 0.0))
-        w_l = np.where(in_l, 1.0 - w_r, 0.0)
-        has = in_l | in_r
-        # a track without a valid template of the star's stage hands its weight to the others
-        wt_in = wt * has
-        total = wt_in.sum(axis=1, keepdims=True)
-        lost = total[:, 0] <= 0
-        if lost.any():
-            # no bracketing track has that stage: the nearest valid template in phase on each track
-            any_l = self.track[left] == tr
-            near_r = (self.track[right] == tr) & (~any_l | (np.abs(self.phase[right] - phase[:, None]) < np.abs(self.phase[left] - phase[:, None])))
-            w_l = np.where(lost[:, None], np.where(near_r, 0.0, 1.0), w_l)
-            w_r = np.where(lost[:, None], np.where(near_r, 1.0, 0.0), w_r)
-            wt_in = np.where(lost[:, None], wt, wt_in)
-            total = wt_in.sum(axis=1, keepdims=True)
-        wt_in = wt_in / total
-        idx = np.concatenate([self.index[left], self.index[right]], axis=1)
-        w = np.concatenate([wt_in * w_l, wt_in * w_r], axis=1)
-        return idx, w
+    ``lz``: log10 of the metallicity nodes; ``tracks``: per node, (log10 M [Msun], log10
+    lifetime [yr]) of its tracks, ascending in mass.
+    """
+    lz_x0, lz_inv_h, lz_table = lookup_table(lz)
+    tables = [lookup_table(xm) for xm, _ in tracks]
+    return (
+        np.asarray(lz, float), lz_x0, lz_inv_h, lz_table,
+        np.cumsum([0] + [xm.size for xm, _ in tracks]).astype(np.int64),
+        np.concatenate([xm for xm, _ in tracks]), np.concatenate([yt for _, yt in tracks]),
+        np.array([x0 for x0, _, _ in tables]), np.array([h for _, h, _ in tables]),
+        np.cumsum([0] + [t.size for _, _, t in tables]).astype(np.int64), np.concatenate([t for _, _, t in tables]),
+    )
 
 
 @dataclass
@@ -635,17 +670,19 @@ def population_weights(
         p_young = age_cdf(component, galaxy, library.lifetime_bound(Mq), t_max)
         age = sample_ages(component, galaxy, u_age * p_young, t_max)
         weight = scale * p_young
+        lm = np.log10(Mq)
         for j, off in enumerate(offsets):
             Z_raw = galaxy.z_sun * 10.0 ** sample_feh(component, galaxy, u_feh, age, off)
             Z = np.clip(Z_raw, z_lo, z_hi)
             clipped = (Z != Z_raw).astype(float)
-            alive = (p_young > 0) & (age < library.lifetime(Mq, Z))
+            logz = np.log10(Z)
+            alive = library.alive(lm, logz, age, p_young)
             for e, name in enumerate(estimators):
                 if name == "eep":
-                    idx, w = library.phase_weights(Mq[alive], Z[alive], age[alive])
+                    library.add_phase_weights(lm, logz, age, weight, alive, W[j, e, b])
                 else:
                     idx, w = library.neighbours(Mq[alive], Z[alive], age[alive], galaxy.neighbours)
-                W[j, e, b] = np.bincount(idx.ravel(), weights=(w * weight[alive, None]).ravel(), minlength=n_models)
+                    W[j, e, b] = np.bincount(idx.ravel(), weights=(w * weight[alive, None]).ravel(), minlength=n_models)
             living = weight[alive].sum()
             stats[j] += [living, p_total - living, scale @ clipped / p_total]
     out = []

@@ -87,3 +87,38 @@ def test_config_is_immutable():
     with pytest.raises(Exception):
         c.xsec.chunk = 5
     assert isinstance(c, Config)
+
+
+#: The quick preset's only departures from the paper's: grids, sample sizes and chunking.
+_RESOLUTION = {
+    "xsec.E_p.per_decade": "fewer", "xsec.energy.per_decade": "fewer", "xsec.chunk": None,
+    "templates.masses": "subset", "templates.metallicities": "subset", "templates.snapshots_per_stage": "fewer",
+    "templates.radius_points": "fewer", "templates.chunk": None, "yields.chunk": None,
+    "galaxy.stars_per_population": "fewer", "galaxy.batches": "fewer", "galaxy.R_points": "fewer",
+    "galaxy.z_points": "fewer", "sky.nside": "fewer", "sky.steps": "fewer", "sky.region_dl": "wider",
+    "sky.region_b_nodes": "fewer", "preset": None,
+}
+
+
+def _flat(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        out.update(_flat(v, key + ".") if isinstance(v, dict) and k != "snapshots_per_stage" else {key: v})
+    return out
+
+
+def test_quick_preset_keeps_every_physical_parameter_and_coarsens_only_resolution():
+    q, p = (_flat(load_preset(n).model_dump(mode="json")) for n in ("quick", "paper"))
+    differ = {k for k in p if q[k] != p[k]}
+    assert differ <= set(_RESOLUTION), sorted(differ - set(_RESOLUTION))
+    for k in differ:
+        how = _RESOLUTION[k]
+        if how == "fewer":
+            assert (all(q[k][s] <= p[k][s] for s in p[k]) if isinstance(p[k], dict) else q[k] <= p[k]), k
+        elif how == "wider":
+            assert q[k] >= p[k], k
+        elif how == "subset":
+            assert min(p[k]) <= min(q[k]) and max(q[k]) <= max(p[k]), k
+    # every stage's resolution follows the preset: the region quadrature too (issue #17)
+    assert {"sky.region_dl", "sky.region_b_nodes", "sky.steps", "sky.nside"} <= differ
