@@ -113,9 +113,12 @@ class YieldsPayload:
         Surface parameters of every model (dimensionless; 0 where mirroring does not apply).
     mirrored : np.ndarray of bool, shape (n_model,)
         Main-sequence models at or below the Kraft break (the mirroring kernel's models).
-    ballistic_rows, mirror_rows : tuple of str
-        Per-model fingerprints of the inputs of L_ball and of L_mirror (the latter with f_B),
-        the keys of the cached parts (:func:`compute`).
+    template_rows : tuple of str
+        Fingerprint of every model's template row.
+    ballistic_key, mirror_key : str
+        Fingerprints of the inputs every model's L_ball, resp. L_mirror, shares (code, cross
+        sections, CR spectrum, interactions, quadrature); with ``template_rows`` (and f_B for
+        L_mirror) they key the cached parts (:func:`chunk_parts`).
     """
 
     store: str
@@ -125,8 +128,9 @@ class YieldsPayload:
     f_B: np.ndarray
     F_sur: np.ndarray
     mirrored: np.ndarray
-    ballistic_rows: tuple[str, ...]
-    mirror_rows: tuple[str, ...]
+    template_rows: tuple[str, ...]
+    ballistic_key: str
+    mirror_key: str
 
 #: The solar template used by the calibration and the report: (mass_init, Z, age [yr]).
 SUN = (1.0, 0.02, 4.57e9)
@@ -309,10 +313,10 @@ def _save_part(path: Path, **arrays: np.ndarray) -> None:
 def chunk_parts(start: int, stop: int, payload: YieldsPayload, tpl: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
     """``L_ball`` and uncalibrated ``L_mirror`` of models ``[start, stop)``, both (n, 2, n_E) TeV^-1 s^-1.
 
-    ``L_ball`` is cached in ``_cache/yields_ballistic/<key>.npz``, key = the combined
-    ``ballistic_rows`` of the chunk.  ``L_mirror`` is cached in
-    ``_cache/yields_mirror/<key>/<mirror key>.npz`` with each row's ``mirror_rows``
-    fingerprint: rows whose fingerprint is found in any earlier version of the same chunk
+    ``L_ball`` is cached in ``_cache/yields_ballistic/<key>.npz``, key = the combined row
+    fingerprints (``ballistic_key``, template row) of the chunk.  ``L_mirror`` is cached in
+    ``_cache/yields_mirror/<key>/<mirror key>.npz`` with each row's fingerprint (``mirror_key``,
+    template row, f_B): rows whose fingerprint is found in any earlier version of the same chunk
     (same templates and kernel inputs, other f_B) are taken from it, so only models whose f_B
     changed run the mirroring kernel.  Files are written atomically and read with
     ``allow_pickle=False``; an unreadable one is recomputed.
@@ -324,7 +328,8 @@ def chunk_parts(start: int, stop: int, payload: YieldsPayload, tpl: xr.Dataset) 
     ok = np.asarray(tpl.valid.values, bool)
     xs, args = payload.xsec, payload.args
     shared, quad = _kernel_inputs(xs, args)
-    key = combine(payload.ballistic_rows[start:stop])
+    template = np.asarray(payload.template_rows[start:stop])
+    key = combine(Fingerprinter(shared=payload.ballistic_key).rows(template=template))
 
     path = cstore.cache_path(payload.store, "yields_ballistic", f"{key}.npz")
     cached = _load_part(path, shape)
@@ -340,7 +345,10 @@ def chunk_parts(start: int, stop: int, payload: YieldsPayload, tpl: xr.Dataset) 
             )[0]
         _save_part(path, L=L_b)
 
-    rows = np.asarray(payload.mirror_rows[start:stop], dtype="U64")
+    mirror = Fingerprinter(shared=payload.mirror_key)
+    rows = np.asarray(
+        mirror.rows(template=template, mirrored=payload.mirrored[start:stop], f_B=payload.f_B[start:stop]), dtype="U64"
+    )
     folder = cstore.cache_path(payload.store, "yields_mirror", key)
     path = folder / f"{combine(rows.tolist())}.npz"
     cached = _load_part(path, shape)
@@ -455,10 +463,8 @@ def plan(config, store, client=None) -> StagePlan:
         "quadrature": config.yields.model_dump(exclude={"chunk"}),
     }
     mirror_part = digest({"mirroring": mi, "calibration": cal})
-    tpl_rows = np.asarray(inp.tpl_rows)
-    rows = Fingerprinter(**common).rows(template=tpl_rows, mirror=np.where(mirrored, mirror_part, ""))
+    rows = Fingerprinter(**common).rows(template=np.asarray(inp.tpl_rows), mirror=np.where(mirrored, mirror_part, ""))
     fb, F = surface_parameters(tpl_meta.mass_init.values, tpl_meta.age.values, stage, mi.max_mass, args["surface"])
-    ballistic_rows, mirror_rows = _part_rows(config, inp, tpl_rows, mirrored, fb)
     chunk = config.yields.chunk
     shape = (n, len(SCENARIOS), len(MESSENGERS), energy.size)
     template = xr.Dataset(
@@ -498,6 +504,10 @@ def plan(config, store, client=None) -> StagePlan:
             f"scenario {solar['ratio_uncalibrated']:.3g} (pure mirroring, F_sur = 1: "
             f"{solar['ratio_pure_mirroring']:.3g}); calibration ({mode}) x {cal:.4g}"
         ]
+    notes.append(
+        "the calibration and F_sur only rescale the cached L_ball and L_mirror (no kernel call); "
+        "a model reruns the mirroring kernel when its f_B or the kernel's inputs change"
+    )
     return StagePlan(
         template=template,
         chunk=chunk,
@@ -511,29 +521,28 @@ def plan(config, store, client=None) -> StagePlan:
             f_B=fb,
             F_sur=F,
             mirrored=mirrored,
-            ballistic_rows=tuple(ballistic_rows),
-            mirror_rows=tuple(mirror_rows),
+            template_rows=tuple(inp.tpl_rows),
+            **_part_keys(config, inp),
         ),
         notes=notes,
     )
 
 
-def _part_rows(config, inp: _Inputs, tpl_rows: np.ndarray, mirrored: np.ndarray, f_B: np.ndarray) -> tuple[list, list]:
-    """Per-model fingerprints of what L_ball and the uncalibrated L_mirror depend on (cache keys of :func:`chunk_parts`).
+def _part_keys(config, inp: _Inputs) -> dict[str, str]:
+    """Fingerprints of what every model's L_ball and uncalibrated L_mirror share (see :func:`chunk_parts`).
 
-    Neither holds the calibration nor F_sur, which only weight the parts; L_mirror's holds the
-    model's f_B and whether mirroring applies to it.
+    Neither holds the calibration nor F_sur, which only weight the parts. The per-model parts
+    (template row; f_B and whether mirroring applies for L_mirror) are added per chunk by the
+    workers, which keeps planning (and ``status``) free of two more passes over every row.
     """
     y = config.yields
-    physics = {
-        "code": CODE_VERSION,
-        "xsec": inp.xsec_fp,
-        "cr": config.cosmic_rays,
-        "interactions": config.interactions,
+    physics = {"code": CODE_VERSION, "xsec": inp.xsec_fp, "cr": config.cosmic_rays, "interactions": config.interactions}
+    return {
+        "ballistic_key": digest({"part": "ballistic", "n_b": y.impact_points, "b_depth_min": y.impact_depth_min, **physics}),
+        "mirror_key": digest(
+            {"part": "mirror", "quadrature": y.model_dump(exclude={"chunk", "impact_points", "impact_depth_min"}), **physics}
+        ),
     }
-    ballistic = Fingerprinter(part="ballistic", n_b=y.impact_points, b_depth_min=y.impact_depth_min, **physics)
-    mirror = Fingerprinter(part="mirror", quadrature=y.model_dump(exclude={"chunk", "impact_points", "impact_depth_min"}), **physics)
-    return ballistic.rows(template=tpl_rows), mirror.rows(template=tpl_rows, mirrored=mirrored, f_B=f_B)
 
 
 def _solar_key(inp: _Inputs, config) -> str:
