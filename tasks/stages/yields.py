@@ -62,6 +62,7 @@ __all__ = [
     "plan",
     "prepare",
     "compute",
+    "chunk_parts",
     "kernel_arguments",
     "surface_parameters",
     "find_sun",
@@ -307,6 +308,7 @@ def _load_part(path: Path, shape: tuple[int, ...]) -> dict | None:
 
 
 def _save_part(path: Path, **arrays: np.ndarray) -> None:
+    """Write a cached part atomically (plain npz: numeric and fixed-width string arrays only)."""
     cstore.write_atomic(path, lambda tmp: np.savez(tmp, **arrays))
 
 
