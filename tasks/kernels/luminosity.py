@@ -217,6 +217,7 @@ def template_luminosity(
     n_gauss: int,
     saturation: float,
     node_tol: float,
+    dark_column: float,
     u_max: float,
     u_min: float | None,
     include_atmosphere: bool = True,
@@ -250,7 +251,7 @@ def template_luminosity(
     intensity : (n_p,) I_p, default :func:`catalogs.cr_spectrum.proton_intensity`.
     ep_weights : (n_p,) quadrature weights in TeV (default trapezoid in ln E_p).
     n_b, b_depth_min : impact-parameter grid (:func:`tasks.kernels.chords.impact_grid`).
-    n_mu_b, n_gamma, n_gauss, saturation, node_tol, include_atmosphere, u_max, u_min,
+    n_mu_b, n_gamma, n_gauss, saturation, node_tol, dark_column, include_atmosphere, u_max, u_min,
         alpha_rule, n_gauss_turn : see
         :func:`tasks.kernels.mirroring.mirror_efficiency`.
     m_kraft : mirroring applies for M <= m_kraft on the main sequence.
@@ -283,8 +284,8 @@ def template_luminosity(
         L_m[idx], G_m[idx] = mirror_luminosity(
             radius, rho[idx], np.atleast_2d(v_conv)[idx], np.atleast_2d(column)[idx], R[idx], fb[idx], E_p,
             sigma_inel, dsigma, n_mu_b=n_mu_b, n_gamma=n_gamma, n_gauss=n_gauss, saturation=saturation,
-            node_tol=node_tol, include_atmosphere=include_atmosphere, u_max=u_max, u_min=u_min,
-            alpha_rule=alpha_rule, n_gauss_turn=n_gauss_turn, **xs,
+            node_tol=node_tol, dark_column=dark_column, include_atmosphere=include_atmosphere, u_max=u_max,
+            u_min=u_min, alpha_rule=alpha_rule, n_gauss_turn=n_gauss_turn, **xs,
         )
     F = np.where(use, F, 0.0)
     L = np.stack([L_b, combine_scenarios(L_b, L_m, F, calibration, calibration_applies_to)], axis=1)
@@ -362,6 +363,7 @@ def mirror_luminosity(
     n_gauss: int,
     saturation: float,
     node_tol: float,
+    dark_column: float,
     u_max: float,
     u_min: float | None,
     include_atmosphere: bool = True,
@@ -380,7 +382,7 @@ def mirror_luminosity(
     R_star : (n_m,) cm.   f_B : (n_m,) dimensionless.
     E_p, sigma_inel, dsigma, X, N_nuc, pair_absorption, intensity, ep_weights : as in
         :func:`template_luminosity`.
-    n_mu_b, n_gamma, n_gauss, saturation, node_tol, u_max, u_min, include_atmosphere,
+    n_mu_b, n_gamma, n_gauss, saturation, node_tol, dark_column, u_max, u_min, include_atmosphere,
         alpha_rule, n_gauss_turn : see :func:`tasks.kernels.mirroring.mirror_efficiency`.
 
     Returns
@@ -397,7 +399,7 @@ def mirror_luminosity(
     mg, mn = mirror_efficiency(
         radius, rho, np.atleast_2d(v_conv), np.atleast_2d(column), R, np.asarray(f_B, dtype=float).reshape(n_m),
         E_p, lp, lg, n_mu_b=n_mu_b, n_gamma=n_gamma, n_gauss=n_gauss, saturation=saturation, node_tol=node_tol,
-        include_atmosphere=include_atmosphere, u_max=u_max, u_min=u_min, alpha_rule=alpha_rule,
+        dark_column=dark_column, include_atmosphere=include_atmosphere, u_max=u_max, u_min=u_min, alpha_rule=alpha_rule,
         n_gauss_turn=n_gauss_turn,
     )
     G_m = np.stack([mg, mn], axis=1)

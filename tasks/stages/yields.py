@@ -74,7 +74,9 @@ __all__ = [
 # 2: the calibration scales only the messengers in mirroring.calibration_applies_to (gamma by
 # default, before: both), interactions.pair_absorption can switch lambda_pair off, and invalid
 # templates (no structure model) get zero luminosity
-CODE_VERSION = "yields/2 ballistic+canonical-momentum-mirroring+invalid-zero calibration-per-messenger"
+# 3: yields.dark_column (40): mirrored trajectories whose half-path column exceeds 40 lambda_pp get
+# Gamma_gamma = 0 instead of an outward-leg integral below e^-40 = 4e-18
+CODE_VERSION = "yields/3 ballistic+canonical-momentum-mirroring+invalid-zero calibration-per-messenger dark-column"
 
 SCHEMA = GroupSchema(
     name="yields",
@@ -200,6 +202,7 @@ def kernel_arguments(config) -> dict:
         "n_gauss": y.gauss_points,
         "saturation": y.saturation,
         "node_tol": y.node_tol,
+        "dark_column": y.dark_column,
         "include_atmosphere": y.include_atmosphere,
         "m_kraft": mi.max_mass,
         "calibration_applies_to": mi.calibration_applies_to,
@@ -293,7 +296,7 @@ def _kernel_inputs(xs: dict, args: dict) -> tuple[dict, dict]:
         "pair_absorption": args["pair_absorption"],
         "intensity": proton_intensity(xs["E_p"], **args["cr"]),
     }
-    quad = {k: args[k] for k in ("n_mu_b", "n_gamma", "n_gauss", "saturation", "node_tol", "u_min", "u_max", "include_atmosphere")}
+    quad = {k: args[k] for k in ("n_mu_b", "n_gamma", "n_gauss", "saturation", "node_tol", "dark_column", "u_min", "u_max", "include_atmosphere")}
     return shared, quad
 
 
