@@ -35,20 +35,30 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
-BUILD = r"""
-import json, sys
-from tasks.config import Config
-from tasks.runner import run
-run(Config.model_validate(json.loads(sys.argv[1])), sys.argv[2], stages=["xsec", "templates"])
+# The configuration travels as overrides of the paper preset, validated by each checkout's own
+# code (a checkout may not know another's keys).
+CONFIG = r"""
+def config(over):
+    from tasks.config import Config, load_preset
+
+    d = load_preset("paper").model_dump()
+    for section, values in over.items():
+        d[section].update(values)
+    return Config.model_validate(d)
 """
 
-DRIVER = r"""
+BUILD = CONFIG + r"""
+import json, sys
+from tasks.runner import run
+run(config(json.loads(sys.argv[1])), sys.argv[2], stages=["xsec", "templates"])
+"""
+
+DRIVER = CONFIG + r"""
 import json, sys, time
-from tasks.config import Config
 from tasks.kernels import luminosity
 from tasks.runner import run
 
-base, changed = (Config.model_validate(json.loads(a)) for a in sys.argv[1:3])
+base, changed = (config(json.loads(a)) for a in sys.argv[1:3])
 store = sys.argv[3]
 count = {"models": 0, "seconds": 0.0}
 kernel = luminosity.mirror_efficiency
@@ -87,19 +97,20 @@ def _env(code: Path) -> dict:
 
 
 def configs(n_masses: int, n_z: int) -> tuple[dict, dict]:
-    """The library's configuration (paper preset, sync) and the same with ``f_B_high: 0.5``."""
+    """Overrides of the paper preset for the library (sync) and the same with ``f_B_high: 0.5``."""
     sys.path.insert(0, str(ROOT))
     from tasks.config import load_preset
 
-    d = load_preset("paper").model_dump(mode="json")
-    t = d["templates"]
+    t = load_preset("paper").templates
     pick = lambda v, n: [v[i] for i in np.unique(np.round(np.linspace(0, len(v) - 1, n)).astype(int))]  # noqa: E731
-    t["masses"] = sorted(set(pick(t["masses"], n_masses)) | {1.0})
-    t["metallicities"] = sorted(set(pick(t["metallicities"], n_z)) | {0.02})
-    d["run"]["cluster"] = "sync"
-    changed = json.loads(json.dumps(d))
-    changed["mirroring"]["f_B_high"] = 0.5
-    return d, changed
+    base = {
+        "run": {"cluster": "sync"},
+        "templates": {
+            "masses": sorted(set(pick(list(t.masses), n_masses)) | {1.0}),
+            "metallicities": sorted(set(pick(list(t.metallicities), n_z)) | {0.02}),
+        },
+    }
+    return base, {**base, "mirroring": {"f_B_high": 0.5}}
 
 
 def main() -> None:
@@ -124,8 +135,8 @@ def main() -> None:
             results.append(json.loads(r.stdout.strip().splitlines()[-1]))
             shutil.rmtree(work)
     t = base["templates"]
-    print(f"library: {len(t['masses'])} masses x {len(t['metallicities'])} metallicities of the paper preset, "
-          f"yields chunk {base['yields']['chunk']}; one core, in-process")
+    print(f"library: {len(t['masses'])} masses x {len(t['metallicities'])} metallicities of the paper preset; "
+          f"one core, in-process")
     for code, res in zip(codes, results):
         for name, r in res.items():
             per = 1e3 * r["kernel_seconds"] / r["kernel_models"] if r["kernel_models"] else float("nan")
