@@ -17,7 +17,8 @@ stage does) are the paper preset's.
 
 Reference: n_b = 256, 12 x 96 directions, 8 Gauss nodes, node_tol = 0 (exact piecewise model),
 saturation = 40 (cached in ``--scratch``). A candidate is ``n_mu_b,n_gamma,n_gauss,node_tol,
-saturation[,u_min,u_max[,alpha_rule,n_gauss_turn]]`` (n_b = 128; u range of the tanh rule in
+saturation[,u_min,u_max[,alpha_rule,n_gauss_turn[,dark_column]]]`` (n_b = 128; dark column 40,
+the reference's inf; u range of the tanh rule in
 the direction grid, default [-9, 9]; alpha_rule "half" (default) or "even"; Gauss nodes in the
 turning segment, 0 = n_gauss). Reported, max relative deviation from the reference of
 
@@ -61,7 +62,8 @@ from tasks.stages.yields import kernel_arguments, solar_index, surface_parameter
 
 MASSES = [0.1, 0.3, 0.5, 0.8, 1.0, 1.2, 1.41]
 METALLICITIES = [0.002, 0.02]
-REFERENCE = dict(n_b=256, n_mu_b=12, n_gamma=96, n_gauss=8, node_tol=0.0, saturation=40.0, u_min=-9.0, u_max=9.0)
+REFERENCE = dict(n_b=256, n_mu_b=12, n_gamma=96, n_gauss=8, node_tol=0.0, saturation=40.0, u_min=-9.0, u_max=9.0,
+                 dark_column=float("inf"))
 DEFAULT_CANDIDATES = (
     "6,48,4,0.03,15;"  # current defaults
     "6,48,3,0.03,15;6,48,2,0.03,15;"
@@ -172,11 +174,13 @@ def speed(run: Runner, repeat: int, **quad) -> float:
 def parse(c: str) -> dict:
     p = c.split(",")
     q = dict(n_mu_b=int(p[0]), n_gamma=int(p[1]), n_gauss=int(p[2]), node_tol=float(p[3]), saturation=float(p[4]),
-             u_min=-9.0, u_max=9.0)
+             u_min=-9.0, u_max=9.0, dark_column=40.0)
     if len(p) > 5:  # tanh-rule range u in [u_min, u_max] (default [-9, 9])
         q.update(u_min=float(p[5]), u_max=float(p[6]))
     if len(p) > 7:  # alpha rule ("half" | "even") and Gauss nodes in the turning segment (0: n_gauss)
         q.update(alpha_rule=p[7], n_gauss_turn=int(p[8]) or None)
+    if len(p) > 9:  # dark column (inf: integrate every mirrored trajectory)
+        q.update(dark_column=float(p[9]))
     return q
 
 

@@ -225,6 +225,11 @@ class YieldsStage(_Section):
     gauss_points: Annotated[int, Field(ge=1, le=16)] = Field(3, description="Gauss nodes per segment, outward leg")
     saturation: Annotated[float, Field(ge=5, le=100)] = Field(12.0, description="turning columns beyond this many lambda_pp are saturated")
     node_tol: Annotated[float, Field(ge=0, le=0.5)] = Field(0.04, description="segment thinning in ln Y (0 = exact)")
+    dark_column: Annotated[float, Field(ge=20)] = Field(
+        40.0,
+        description="mirrored trajectories whose half-path column exceeds this many lambda_pp emit no gamma rays "
+        "(the outward-leg integral is below e^-dark_column, absolute); inf = integrate them",
+    )
     include_atmosphere: bool = Field(True, description="field-free layer holding the column above the photosphere")
     chunk: Annotated[int, Field(ge=1)] = 64
 

@@ -35,6 +35,8 @@ __all__ = [
     "CALIBRATION_TARGETS",
     "calibration_vector",
     "combine_scenarios",
+    "ballistic_luminosity",
+    "mirror_luminosity",
     "template_luminosity",
     "flux_at_earth",
     "hawc_flux",
@@ -215,6 +217,7 @@ def template_luminosity(
     n_gauss: int,
     saturation: float,
     node_tol: float,
+    dark_column: float,
     u_max: float,
     u_min: float | None,
     include_atmosphere: bool = True,
@@ -248,7 +251,7 @@ def template_luminosity(
     intensity : (n_p,) I_p, default :func:`catalogs.cr_spectrum.proton_intensity`.
     ep_weights : (n_p,) quadrature weights in TeV (default trapezoid in ln E_p).
     n_b, b_depth_min : impact-parameter grid (:func:`tasks.kernels.chords.impact_grid`).
-    n_mu_b, n_gamma, n_gauss, saturation, node_tol, include_atmosphere, u_max, u_min,
+    n_mu_b, n_gamma, n_gauss, saturation, node_tol, dark_column, include_atmosphere, u_max, u_min,
         alpha_rule, n_gauss_turn : see
         :func:`tasks.kernels.mirroring.mirror_efficiency`.
     m_kraft : mirroring applies for M <= m_kraft on the main sequence.
@@ -267,12 +270,68 @@ def template_luminosity(
     R = np.asarray(R_star, dtype=float).reshape(n_m)
     m = np.asarray(mass_init, dtype=float).reshape(n_m)
     ms = is_main_sequence(np.asarray(stage).reshape(n_m), ms_label)
+    xs = dict(X=X, N_nuc=N_nuc, pair_absorption=pair_absorption, intensity=intensity, ep_weights=ep_weights)
+    L_b, G_b = ballistic_luminosity(radius, rho, R, E_p, sigma_inel, dsigma, n_b=n_b, b_depth_min=b_depth_min, **xs)
+
+    # mirroring only where it can apply (MS, M <= Kraft); elsewhere L_mirror = 0
+    use = ms & (m <= m_kraft)
+    fb = f_B_of_mass(m, ms, m_kraft=m_kraft) if f_B is None else np.asarray(f_B, dtype=float).reshape(n_m)
+    F = surface_fraction(m, age, ms, m_kraft=m_kraft) if F_sur is None else np.asarray(F_sur, dtype=float).reshape(n_m)
+    L_m = np.zeros((n_m, 2, np.shape(dsigma)[-1]))
+    G_m = np.zeros((n_m, 2, np.size(E_p)))
+    if np.any(use):
+        idx = np.flatnonzero(use)
+        L_m[idx], G_m[idx] = mirror_luminosity(
+            radius, rho[idx], np.atleast_2d(v_conv)[idx], np.atleast_2d(column)[idx], R[idx], fb[idx], E_p,
+            sigma_inel, dsigma, n_mu_b=n_mu_b, n_gamma=n_gamma, n_gauss=n_gauss, saturation=saturation,
+            node_tol=node_tol, dark_column=dark_column, include_atmosphere=include_atmosphere, u_max=u_max,
+            u_min=u_min, alpha_rule=alpha_rule, n_gauss_turn=n_gauss_turn, **xs,
+        )
+    F = np.where(use, F, 0.0)
+    L = np.stack([L_b, combine_scenarios(L_b, L_m, F, calibration, calibration_applies_to)], axis=1)
+    return TemplateLuminosity(L=L, L_mirror=L_m, F_sur=F, G_ballistic=G_b, G_mirror=G_m)
+
+
+def ballistic_luminosity(
+    radius: ArrayLike,
+    rho: ArrayLike,
+    R_star: ArrayLike,
+    E_p: ArrayLike,
+    sigma_inel: ArrayLike,
+    dsigma: ArrayLike,
+    *,
+    X: ArrayLike = 0.70,
+    N_nuc: float = 1.8,
+    pair_absorption: bool = True,
+    intensity: ArrayLike | None = None,
+    ep_weights: ArrayLike | None = None,
+    n_b: int = 128,
+    b_depth_min: float = 1.0e-12,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ballistic (field-free) luminosity L_ball of every template (docs/physics.md P3).
+
+    It does not depend on the surface laws (f_B, F_sur) nor on the calibration, so the yields
+    stage can keep it while those change. Each template's row is computed on its own.
+
+    Parameters
+    ----------
+    radius : (n_r,) r/R.   rho : (n_m, n_r) g cm^-3.   R_star : (n_m,) cm.
+    E_p, sigma_inel, dsigma, X, N_nuc, pair_absorption, intensity, ep_weights, n_b,
+        b_depth_min : as in :func:`template_luminosity`.
+
+    Returns
+    -------
+    L_ballistic : (n_m, 2 [gamma, nu], n_E) TeV^-1 s^-1
+    G_ballistic : (n_m, 2, n_p) int_0^R b db Gamma(b) in cm^2
+    """
+    rho = np.atleast_2d(np.asarray(rho, dtype=float))
+    n_m = rho.shape[0]
+    R = np.asarray(R_star, dtype=float).reshape(n_m)
     lp = lambda_pp(sigma_inel)
-    # lambda_pair = inf is exactly the unabsorbed limit in both kernels (they take 1/lambda_pair = 0)
+    # lambda_pair = inf is exactly the unabsorbed limit (the kernels take 1/lambda_pair = 0)
     lg = np.broadcast_to(np.asarray(lambda_pair(X) if pair_absorption else np.inf, dtype=float), (n_m,))
     K = yield_matrix(E_p, sigma_inel, dsigma, intensity, ep_weights)
-
-    # ballistic: chord columns on the impact grid, then int b db via fixed weights
+    # chord columns on the impact grid, then int b db via fixed weights
     d = impact_grid(n_b, b_depth_min)
     T = chord_columns(rho, R, radius, d)
     gg, gn = ballistic_efficiency(T, lp, lg)
@@ -280,28 +339,71 @@ def template_luminosity(
     G_b = (R**2)[:, None, None] * np.stack(
         [np.einsum("b,mbp->mp", wb, gg), np.einsum("b,mbp->mp", wb, gn)], axis=1
     )
-    L_b = N_nuc * 8.0 * np.pi**2 * np.einsum("mkp,kpe->mke", G_b, K)
+    return N_nuc * 8.0 * np.pi**2 * np.einsum("mkp,kpe->mke", G_b, K), G_b
 
-    # mirroring only where it can apply (MS, M <= Kraft); elsewhere L_mirror = 0
-    use = ms & (m <= m_kraft)
-    fb = f_B_of_mass(m, ms, m_kraft=m_kraft) if f_B is None else np.asarray(f_B, dtype=float).reshape(n_m)
-    F = surface_fraction(m, age, ms, m_kraft=m_kraft) if F_sur is None else np.asarray(F_sur, dtype=float).reshape(n_m)
-    fb = np.where(use, fb, 0.0)
-    G_m = np.zeros((n_m, 2, lp.size))
-    if np.any(use):
-        idx = np.flatnonzero(use)
-        mg, mn = mirror_efficiency(
-            radius, rho[idx], np.atleast_2d(v_conv)[idx], np.atleast_2d(column)[idx], R[idx],
-            fb[idx], E_p, lp, lg[idx], n_mu_b=n_mu_b, n_gamma=n_gamma, n_gauss=n_gauss,
-            saturation=saturation, node_tol=node_tol, include_atmosphere=include_atmosphere,
-            u_max=u_max, u_min=u_min, alpha_rule=alpha_rule,
-            n_gauss_turn=n_gauss_turn,
-        )
-        G_m[idx, 0], G_m[idx, 1] = mg, mn
-    L_m = N_nuc * 4.0 * np.pi**2 * (R**2)[:, None, None] * np.einsum("mkp,kpe->mke", G_m, K)
-    F = np.where(use, F, 0.0)
-    L = np.stack([L_b, combine_scenarios(L_b, L_m, F, calibration, calibration_applies_to)], axis=1)
-    return TemplateLuminosity(L=L, L_mirror=L_m, F_sur=F, G_ballistic=G_b, G_mirror=G_m)
+
+def mirror_luminosity(
+    radius: ArrayLike,
+    rho: ArrayLike,
+    v_conv: ArrayLike,
+    column: ArrayLike,
+    R_star: ArrayLike,
+    f_B: ArrayLike,
+    E_p: ArrayLike,
+    sigma_inel: ArrayLike,
+    dsigma: ArrayLike,
+    *,
+    X: ArrayLike = 0.70,
+    N_nuc: float = 1.8,
+    pair_absorption: bool = True,
+    intensity: ArrayLike | None = None,
+    ep_weights: ArrayLike | None = None,
+    n_mu_b: int,
+    n_gamma: int,
+    n_gauss: int,
+    saturation: float,
+    node_tol: float,
+    dark_column: float,
+    u_max: float,
+    u_min: float | None,
+    include_atmosphere: bool = True,
+    alpha_rule: str = "half",
+    n_gauss_turn: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Uncalibrated pure-mirroring luminosity L_mirror of templates where mirroring applies (docs/physics.md P4).
+
+    f_B enters the field B = sqrt(4 pi f_B rho) v_conv inside the trajectory integrals, so
+    L_mirror is not a scaling of f_B; the calibration and F_sur only weight it afterwards
+    (:func:`combine_scenarios`). Each template's row is computed on its own.
+
+    Parameters
+    ----------
+    radius : (n_r,) r/R.   rho, v_conv, column : (n_m, n_r) g cm^-3, cm s^-1, g cm^-2.
+    R_star : (n_m,) cm.   f_B : (n_m,) dimensionless.
+    E_p, sigma_inel, dsigma, X, N_nuc, pair_absorption, intensity, ep_weights : as in
+        :func:`template_luminosity`.
+    n_mu_b, n_gamma, n_gauss, saturation, node_tol, dark_column, u_max, u_min, include_atmosphere,
+        alpha_rule, n_gauss_turn : see :func:`tasks.kernels.mirroring.mirror_efficiency`.
+
+    Returns
+    -------
+    L_mirror : (n_m, 2 [gamma, nu], n_E) TeV^-1 s^-1
+    G_mirror : (n_m, 2, n_p) direction-averaged <Gamma> (dimensionless)
+    """
+    rho = np.atleast_2d(np.asarray(rho, dtype=float))
+    n_m = rho.shape[0]
+    R = np.asarray(R_star, dtype=float).reshape(n_m)
+    lp = lambda_pp(sigma_inel)
+    lg = np.broadcast_to(np.asarray(lambda_pair(X) if pair_absorption else np.inf, dtype=float), (n_m,))
+    K = yield_matrix(E_p, sigma_inel, dsigma, intensity, ep_weights)
+    mg, mn = mirror_efficiency(
+        radius, rho, np.atleast_2d(v_conv), np.atleast_2d(column), R, np.asarray(f_B, dtype=float).reshape(n_m),
+        E_p, lp, lg, n_mu_b=n_mu_b, n_gamma=n_gamma, n_gauss=n_gauss, saturation=saturation, node_tol=node_tol,
+        dark_column=dark_column, include_atmosphere=include_atmosphere, u_max=u_max, u_min=u_min, alpha_rule=alpha_rule,
+        n_gauss_turn=n_gauss_turn,
+    )
+    G_m = np.stack([mg, mn], axis=1)
+    return N_nuc * 4.0 * np.pi**2 * (R**2)[:, None, None] * np.einsum("mkp,kpe->mke", G_m, K), G_m
 
 
 def flux_at_earth(L: ArrayLike, distance: ArrayLike = AU_CM) -> np.ndarray:

@@ -9,6 +9,18 @@ main-sequence stars at or below the Kraft break (the ones the mirroring scenario
 the mirroring parameters and the HAWC calibration factor.  Changing ``f_B`` therefore
 recomputes only chunks holding such stars; changing the CR spectrum recomputes all.
 
+What a chunk computes is split along the physics (docs/physics.md P4): its scenario
+luminosities are ``L_ball`` and ``F_sur c L_mirror + (1 - F_sur) L_ball``, where the calibration
+c and the surface fraction F_sur only weight the two parts.  ``L_ball`` (no f_B, F_sur or c
+in it) and the uncalibrated ``L_mirror`` are cached per chunk in the store
+(``_cache/yields_ballistic``, ``_cache/yields_mirror``, npz), keyed by the fingerprints of
+their own inputs, the latter including each model's f_B.  A chunk whose fingerprint changed
+through the calibration, F_sur or f_B therefore reruns the mirroring kernel only for the
+models whose f_B changed (f_B sits inside the trajectory integrals, B = sqrt(4 pi f_B rho)
+v_conv: not a scaling) and rescales the rest.  Changing ``mirroring.f_B_high`` changes c and
+the f_B of the models between ``f_B_mass_low`` and ``max_mass``; those at or below
+``f_B_mass_low`` keep f_B = ``f_B_low`` and are rescaled.
+
 The HAWC calibration (``mirroring.calibration: hawc``) is computed on the client when the
 stage is planned, from the solar template (1 Msun, Z = 0.02, 4.57 Gyr), and stored in the
 group attributes ``hawc_calibration`` and ``hawc_ratio_uncalibrated``.  It scales the
@@ -22,14 +34,16 @@ in both scenarios.
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from cube import store as cstore
 from cube.axes import ENERGY, MESSENGER, MESSENGERS, MODEL, MODEL_COORD_SPECS, MODEL_COORDS, SCENARIO, SCENARIOS
-from cube.fingerprint import Fingerprinter, digest
+from cube.fingerprint import Fingerprinter, combine, digest
 from cube.schema import GroupSchema, VarSpec, freeze
 from tasks.stages.base import (
     MissingInputError,
@@ -48,6 +62,7 @@ __all__ = [
     "plan",
     "prepare",
     "compute",
+    "chunk_parts",
     "kernel_arguments",
     "surface_parameters",
     "find_sun",
@@ -59,7 +74,9 @@ __all__ = [
 # 2: the calibration scales only the messengers in mirroring.calibration_applies_to (gamma by
 # default, before: both), interactions.pair_absorption can switch lambda_pair off, and invalid
 # templates (no structure model) get zero luminosity
-CODE_VERSION = "yields/2 ballistic+canonical-momentum-mirroring+invalid-zero calibration-per-messenger"
+# 3: yields.dark_column (40): mirrored trajectories whose half-path column exceeds 40 lambda_pp get
+# Gamma_gamma = 0 instead of an outward-leg integral below e^-40 = 4e-18
+CODE_VERSION = "yields/3 ballistic+canonical-momentum-mirroring+invalid-zero calibration-per-messenger dark-column"
 
 SCHEMA = GroupSchema(
     name="yields",
@@ -95,12 +112,28 @@ class YieldsPayload:
         Kernel keywords from the configuration (:func:`kernel_arguments`).
     calibration : float
         Factor on L_mirror in the mirroring scenario (HAWC, fixed, or 1).
+    f_B, F_sur : np.ndarray, shape (n_model,)
+        Surface parameters of every model (dimensionless; 0 where mirroring does not apply).
+    mirrored : np.ndarray of bool, shape (n_model,)
+        Main-sequence models at or below the Kraft break (the mirroring kernel's models).
+    template_rows : tuple of str
+        Fingerprint of every model's template row.
+    ballistic_key, mirror_key : str
+        Fingerprints of the inputs every model's L_ball, resp. L_mirror, shares (code, cross
+        sections, CR spectrum, interactions, quadrature); with ``template_rows`` (and f_B for
+        L_mirror) they key the cached parts (:func:`chunk_parts`).
     """
 
     store: str
     xsec: dict
     args: dict
     calibration: float
+    f_B: np.ndarray
+    F_sur: np.ndarray
+    mirrored: np.ndarray
+    template_rows: tuple[str, ...]
+    ballistic_key: str
+    mirror_key: str
 
 #: The solar template used by the calibration and the report: (mass_init, Z, age [yr]).
 SUN = (1.0, 0.02, 4.57e9)
@@ -169,6 +202,7 @@ def kernel_arguments(config) -> dict:
         "n_gauss": y.gauss_points,
         "saturation": y.saturation,
         "node_tol": y.node_tol,
+        "dark_column": y.dark_column,
         "include_atmosphere": y.include_atmosphere,
         "m_kraft": mi.max_mass,
         "calibration_applies_to": mi.calibration_applies_to,
@@ -228,14 +262,20 @@ def _luminosity(tpl: xr.Dataset, xs: dict, args: dict, calibration: float):
 def compute(start: int, stop: int, payload: YieldsPayload) -> xr.Dataset:
     """Luminosities of models ``[start, stop)`` [TeV^-1 s^-1], read from the templates cube.
 
+    The chunk's ``L_ball`` and uncalibrated ``L_mirror`` come from the store's cache where
+    their inputs are unchanged (:func:`chunk_parts`); the scenarios are then combined with the
+    plan's F_sur and calibration (:func:`tasks.kernels.luminosity.combine_scenarios`).
     Invalid templates (``valid`` False: no structure model, zero profiles) get zero
-    luminosity without calling the kernel.
+    luminosity without calling the kernels.
     """
+    from tasks.kernels.luminosity import combine_scenarios
+
     tpl = cstore.read_rows(payload.store, "templates", "model", slice(start, stop))
-    ok = np.asarray(tpl.valid.values, bool)
-    L = np.zeros((stop - start, len(SCENARIOS), len(MESSENGERS), payload.xsec["energy"].size))
-    if ok.any():
-        L[ok] = _luminosity(tpl.isel(model=np.flatnonzero(ok)), payload.xsec, payload.args, payload.calibration).L
+    L_b, L_m = chunk_parts(start, stop, payload, tpl)
+    F = payload.F_sur[start:stop]
+    L = np.stack(
+        [L_b, combine_scenarios(L_b, L_m, F, payload.calibration, payload.args["calibration_applies_to"])], axis=1
+    )
     coords = {
         "model": np.arange(start, stop),
         "scenario": list(SCENARIOS),
@@ -244,6 +284,99 @@ def compute(start: int, stop: int, payload: YieldsPayload) -> xr.Dataset:
     }
     coords.update({k: ("model", tpl[k].values) for k in MODEL_COORDS})
     return xr.Dataset({"luminosity": (("model", "scenario", "messenger", "energy"), L)}, coords=coords)
+
+
+def _kernel_inputs(xs: dict, args: dict) -> tuple[dict, dict]:
+    """Keywords shared by both parts' kernels, and the mirroring quadrature."""
+    from catalogs.cr_spectrum import proton_intensity
+
+    shared = {
+        "X": xs["X"],
+        "N_nuc": args["N_nuc"],
+        "pair_absorption": args["pair_absorption"],
+        "intensity": proton_intensity(xs["E_p"], **args["cr"]),
+    }
+    quad = {k: args[k] for k in ("n_mu_b", "n_gamma", "n_gauss", "saturation", "node_tol", "dark_column", "u_min", "u_max", "include_atmosphere")}
+    return shared, quad
+
+
+def _load_part(path: Path, shape: tuple[int, ...]) -> dict | None:
+    """The arrays of a cached part, or ``None`` if it is missing, unreadable or of another shape."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            out = {k: z[k] for k in z.files}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+    return out if out.get("L") is not None and out["L"].shape == shape else None
+
+
+def _save_part(path: Path, **arrays: np.ndarray) -> None:
+    """Write a cached part atomically (plain npz: numeric and fixed-width string arrays only)."""
+    cstore.write_atomic(path, lambda tmp: np.savez(tmp, **arrays))
+
+
+def chunk_parts(start: int, stop: int, payload: YieldsPayload, tpl: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """``L_ball`` and uncalibrated ``L_mirror`` of models ``[start, stop)``, both (n, 2, n_E) TeV^-1 s^-1.
+
+    ``L_ball`` is cached in ``_cache/yields_ballistic/<key>.npz``, key = the combined row
+    fingerprints (``ballistic_key``, template row) of the chunk.  ``L_mirror`` is cached in
+    ``_cache/yields_mirror/<key>/<mirror key>.npz`` with each row's fingerprint (``mirror_key``,
+    template row, f_B): rows whose fingerprint is found in any earlier version of the same chunk
+    (same templates and kernel inputs, other f_B) are taken from it, so only models whose f_B
+    changed run the mirroring kernel.  Files are written atomically and read with
+    ``allow_pickle=False``; an unreadable one is recomputed.
+    """
+    from tasks.kernels.luminosity import ballistic_luminosity, mirror_luminosity
+
+    n, n_e = stop - start, payload.xsec["energy"].size
+    shape = (n, len(MESSENGERS), n_e)
+    ok = np.asarray(tpl.valid.values, bool)
+    xs, args = payload.xsec, payload.args
+    shared, quad = _kernel_inputs(xs, args)
+    template = np.asarray(payload.template_rows[start:stop])
+    key = combine(Fingerprinter(shared=payload.ballistic_key).rows(template=template))
+
+    path = cstore.cache_path(payload.store, "yields_ballistic", f"{key}.npz")
+    cached = _load_part(path, shape)
+    if cached is not None:
+        L_b = cached["L"]
+    else:
+        L_b = np.zeros(shape)
+        if ok.any():
+            t = tpl.isel(model=np.flatnonzero(ok))
+            L_b[ok] = ballistic_luminosity(
+                t.radius.values, t.rho.values, t.R_star.values, xs["E_p"], xs["sigma_inel"], xs["dsigma"],
+                n_b=args["n_b"], b_depth_min=args["b_depth_min"], **shared,
+            )[0]
+        _save_part(path, L=L_b)
+
+    mirror = Fingerprinter(shared=payload.mirror_key)
+    rows = np.asarray(
+        mirror.rows(template=template, mirrored=payload.mirrored[start:stop], f_B=payload.f_B[start:stop]), dtype="U64"
+    )
+    folder = cstore.cache_path(payload.store, "yields_mirror", key)
+    path = folder / f"{combine(rows.tolist())}.npz"
+    cached = _load_part(path, shape)
+    if cached is not None:
+        return L_b, cached["L"]
+    L_m = np.zeros(shape)
+    todo = ok & payload.mirrored[start:stop]
+    for other in sorted(folder.glob("*.npz")) if folder.is_dir() else ():
+        old = _load_part(other, shape)
+        if old is None or "rows" not in old:
+            continue
+        hit = todo & (old["rows"] == rows)
+        L_m[hit] = old["L"][hit]
+        todo &= ~hit
+    if todo.any():
+        idx = np.flatnonzero(todo)
+        t = tpl.isel(model=idx)
+        L_m[idx] = mirror_luminosity(
+            t.radius.values, t.rho.values, t.v_conv.values, t.column.values, t.R_star.values,
+            payload.f_B[start:stop][idx], xs["E_p"], xs["sigma_inel"], xs["dsigma"], **quad, **shared,
+        )[0]
+    _save_part(path, rows=rows, L=L_m)
+    return L_b, L_m
 
 
 def _read_inputs(store):
@@ -335,9 +468,8 @@ def plan(config, store, client=None) -> StagePlan:
         "quadrature": config.yields.model_dump(exclude={"chunk"}),
     }
     mirror_part = digest({"mirroring": mi, "calibration": cal})
-    rows = Fingerprinter(**common).rows(
-        template=np.asarray(inp.tpl_rows), mirror=np.where(mirrored, mirror_part, "")
-    )
+    rows = Fingerprinter(**common).rows(template=np.asarray(inp.tpl_rows), mirror=np.where(mirrored, mirror_part, ""))
+    fb, F = surface_parameters(tpl_meta.mass_init.values, tpl_meta.age.values, stage, mi.max_mass, args["surface"])
     chunk = config.yields.chunk
     shape = (n, len(SCENARIOS), len(MESSENGERS), energy.size)
     template = xr.Dataset(
@@ -377,14 +509,45 @@ def plan(config, store, client=None) -> StagePlan:
             f"scenario {solar['ratio_uncalibrated']:.3g} (pure mirroring, F_sur = 1: "
             f"{solar['ratio_pure_mirroring']:.3g}); calibration ({mode}) x {cal:.4g}"
         ]
+    notes.append(
+        "the calibration and F_sur only rescale the cached L_ball and L_mirror (no kernel call); "
+        "a model reruns the mirroring kernel when its f_B or the kernel's inputs change"
+    )
     return StagePlan(
         template=template,
         chunk=chunk,
         row_fingerprints=rows,
         attrs=attrs,
-        payload=YieldsPayload(store=str(store), xsec=xsec, args=args, calibration=cal),
+        payload=YieldsPayload(
+            store=str(store),
+            xsec=xsec,
+            args=args,
+            calibration=cal,
+            f_B=fb,
+            F_sur=F,
+            mirrored=mirrored,
+            template_rows=tuple(inp.tpl_rows),
+            **_part_keys(config, inp),
+        ),
         notes=notes,
     )
+
+
+def _part_keys(config, inp: _Inputs) -> dict[str, str]:
+    """Fingerprints of what every model's L_ball and uncalibrated L_mirror share (see :func:`chunk_parts`).
+
+    Neither holds the calibration nor F_sur, which only weight the parts. The per-model parts
+    (template row; f_B and whether mirroring applies for L_mirror) are added per chunk by the
+    workers, which keeps planning (and ``status``) free of two more passes over every row.
+    """
+    y = config.yields
+    physics = {"code": CODE_VERSION, "xsec": inp.xsec_fp, "cr": config.cosmic_rays, "interactions": config.interactions}
+    return {
+        "ballistic_key": digest({"part": "ballistic", "n_b": y.impact_points, "b_depth_min": y.impact_depth_min, **physics}),
+        "mirror_key": digest(
+            {"part": "mirror", "quadrature": y.model_dump(exclude={"chunk", "impact_points", "impact_depth_min"}), **physics}
+        ),
+    }
 
 
 def _solar_key(inp: _Inputs, config) -> str:

@@ -72,6 +72,6 @@ def test_the_quadrature_comes_from_the_configuration_only():
 
     for fn in (template_luminosity, mirror_efficiency):
         params = inspect.signature(fn).parameters
-        for name in ("n_mu_b", "n_gamma", "n_gauss", "saturation", "node_tol", "u_max", "u_min"):
+        for name in ("n_mu_b", "n_gamma", "n_gauss", "saturation", "node_tol", "dark_column", "u_max", "u_min"):
             assert params[name].default is inspect.Parameter.empty, f"{fn.__name__}({name}) has a default"
             assert params[name].kind is inspect.Parameter.KEYWORD_ONLY

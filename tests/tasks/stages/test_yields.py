@@ -113,6 +113,8 @@ def test_two_workers_equal_sync_exactly(built, tmp_path):
     shutil.copytree(store, other)
     shutil.rmtree(other / "yields")
     shutil.rmtree(other / "_ledger" / "yields")
+    for part in ("yields_ballistic", "yields_mirror"):  # so that the workers run the kernels
+        shutil.rmtree(other / "_cache" / part)
     with make_client("local", 2) as client:
         res = run(_config(), other, client=client, stages=["yields"]).stages["yields"]
     assert res.chunks_computed == res.chunks_total
@@ -120,6 +122,102 @@ def test_two_workers_equal_sync_exactly(built, tmp_path):
     b = cube.open(other, "yields").load()
     assert np.array_equal(a.luminosity.values, b.luminosity.values)
     assert a.attrs["hawc_calibration"] == b.attrs["hawc_calibration"]
+
+
+# --- cached L_ball and L_mirror (issue #17: turnaround) ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def one_chunk(built, tmp_path_factory):
+    """The built library with every model in one yields chunk, so that a chunk mixes models
+    whose f_B changes with models whose f_B does not."""
+    store = tmp_path_factory.mktemp("one") / "s.zarr"
+    shutil.copytree(built[0], store, ignore=shutil.ignore_patterns("yields*"))  # computed, not copied
+    run(_config(yields={"chunk": 64}), store, stages=["yields"])
+    return store
+
+
+def _mirror_kernel_rows(monkeypatch) -> list:
+    """Record how many models each call of the mirroring kernel computes for a yields chunk
+    (not for the Sun's calibration, which the stage's ``prepare`` computes on its own)."""
+    from tasks.kernels import luminosity
+    from tasks.stages import yields
+
+    calls, inside = [], []
+    real_kernel, real_parts = luminosity.mirror_luminosity, yields.chunk_parts
+
+    def counting(radius, rho, *args, **kwargs):
+        if inside:
+            calls.append(len(rho))
+        return real_kernel(radius, rho, *args, **kwargs)
+
+    def parts(*args, **kwargs):
+        inside.append(True)
+        try:
+            return real_parts(*args, **kwargs)
+        finally:
+            inside.pop()
+
+    monkeypatch.setattr(luminosity, "mirror_luminosity", counting)
+    monkeypatch.setattr(yields, "chunk_parts", parts)
+    return calls
+
+
+def _from_scratch(cfg: Config, store) -> np.ndarray:
+    """Every model's luminosity by one uncached kernel call with the plan's calibration."""
+    from tasks.stages.yields import _luminosity, plan
+
+    p = plan(cfg, store).payload
+    tpl = cube.open(store, "templates").load()
+    ok = tpl.valid.values.astype(bool)
+    L = np.zeros((tpl.sizes["model"], 2, 2, p.xsec["energy"].size))
+    L[ok] = _luminosity(tpl.isel(model=np.flatnonzero(ok)), p.xsec, p.args, p.calibration).L
+    return L
+
+
+def test_a_new_f_B_reruns_the_kernel_only_where_f_B_changed(one_chunk, tmp_path, monkeypatch):
+    work = tmp_path / "s.zarr"
+    shutil.copytree(one_chunk, work)
+    # f_B_low moves f_B between f_B_mass_low and f_B_mass_high (the 0.5 Msun models), not at
+    # 1 Msun (f_B_high): the Sun, the calibration and the 1 Msun models' L_mirror stay
+    cfg = _config(yields={"chunk": 64}, mirroring={"f_B_low": 0.8})
+    calls = _mirror_kernel_rows(monkeypatch)
+    res = run(cfg, work, stages=["yields"]).stages["yields"]
+    y = cube.open(work, "yields").load()
+    valid_ms = (y.stage == "MS").values & cube.open(work, "templates").valid.values.astype(bool)
+    changed = valid_ms & (y.mass_init.values > 0.30) & (y.mass_init.values < 1.0)
+    assert res.chunks_computed == 1 and changed.any() and (valid_ms & ~changed).any()
+    assert sum(calls) == int(changed.sum())
+    np.testing.assert_allclose(y.luminosity.values, _from_scratch(cfg, work), rtol=1e-12, atol=0)
+    # back to the first f_B: every part is cached, the cube is the first one again
+    calls.clear()
+    run(_config(yields={"chunk": 64}), work, stages=["yields"])
+    assert calls == []
+    np.testing.assert_array_equal(cube.open(work, "yields").luminosity.values, cube.open(one_chunk, "yields").luminosity.values)
+
+
+def test_a_new_calibration_only_rescales_the_cached_parts(one_chunk, tmp_path, monkeypatch):
+    work = tmp_path / "s.zarr"
+    shutil.copytree(one_chunk, work)
+    cfg = _config(yields={"chunk": 64}, mirroring={"calibration": 7.0, "t_sat_points": [[0.1, 4.0], [1.41, 0.08]]})
+    calls = _mirror_kernel_rows(monkeypatch)
+    assert run(cfg, work, stages=["yields"]).stages["yields"].chunks_computed == 1
+    assert calls == []  # c and F_sur weight L_mirror and L_ball: no kernel call
+    np.testing.assert_allclose(cube.open(work, "yields").luminosity.values, _from_scratch(cfg, work), rtol=1e-12, atol=0)
+
+
+def test_an_unreadable_cached_part_is_recomputed(one_chunk, tmp_path, monkeypatch):
+    work = tmp_path / "s.zarr"
+    shutil.copytree(one_chunk, work)
+    parts = sorted((work / "_cache").glob("yields_*/**/*.npz"))
+    assert len(parts) == 2  # one chunk: its L_ball and its L_mirror
+    for f in parts:
+        f.write_bytes(b"not an npz")
+    cfg = _config(yields={"chunk": 64}, mirroring={"calibration": 7.0})
+    calls = _mirror_kernel_rows(monkeypatch)
+    run(cfg, work, stages=["yields"])
+    assert sum(calls) > 0
+    np.testing.assert_allclose(cube.open(work, "yields").luminosity.values, _from_scratch(cfg, work), rtol=1e-12, atol=0)
 
 
 def test_report_cli_json(built):
