@@ -1,4 +1,4 @@
-"""Shared fixtures of tests/: tiny configurations, scratch stores, the dask setting and the Slurm skip.
+"""Shared fixtures of tests/: a small xsec configuration, scratch stores, the dask setting and the Slurm skip.
 
 The session's one tiny store (fixtures ``tiny_store``/``tiny_summary``) lives in the repository's
 root ``conftest.py``, because the notebooks under ``notebooks/`` read it too.
@@ -33,7 +33,7 @@ def _dask_scheduler_setting_is_restored():
 
 
 @pytest.fixture
-def tiny_config() -> Config:
+def xsec_config() -> Config:
     """The quick preset with a small xsec grid (a few chunks)."""
     base = load_preset("quick").model_dump()
     base["xsec"] = {

@@ -30,18 +30,18 @@ def _load(store, group="xsec") -> xr.Dataset:
     return cube.open(store, group).load()
 
 
-def test_second_run_computes_nothing(tiny_config, store):
-    first = run(tiny_config, store, stages=["xsec"]).stages["xsec"]
+def test_second_run_computes_nothing(xsec_config, store):
+    first = run(xsec_config, store, stages=["xsec"]).stages["xsec"]
     assert first.chunks_computed == first.chunks_total > 1
-    second = run(tiny_config, store, stages=["xsec"]).stages["xsec"]
+    second = run(xsec_config, store, stages=["xsec"]).stages["xsec"]
     assert (second.chunks_total, second.chunks_computed) == (first.chunks_total, 0)
-    assert stage_status(STAGES["xsec"], tiny_config, store) == {"chunks_total": first.chunks_total, "chunks_stale": 0}
+    assert stage_status(STAGES["xsec"], xsec_config, store) == {"chunks_total": first.chunks_total, "chunks_stale": 0}
     cube.validate(cube.open(store, "xsec"), "xsec")
 
 
-def test_extending_E_p_recomputes_only_new_rows_and_equals_fresh(tiny_config, store, tmp_path):
-    run(tiny_config, store, stages=["xsec"])
-    wider = _with_xsec(tiny_config, E_p={"min": 0.1, "max": 1.0e5, "per_decade": 4})
+def test_extending_E_p_recomputes_only_new_rows_and_equals_fresh(xsec_config, store, tmp_path):
+    run(xsec_config, store, stages=["xsec"])
+    wider = _with_xsec(xsec_config, E_p={"min": 0.1, "max": 1.0e5, "per_decade": 4})
     res = run(wider, store, stages=["xsec"]).stages["xsec"]
     # 0.1..1e3 TeV at 4/decade = 17 rows (chunks of 3: 5 full + 1 partial); the 8 new rows
     # 1e3..1e5 plus the old partial chunk's neighbours fill the last chunks.
@@ -53,9 +53,9 @@ def test_extending_E_p_recomputes_only_new_rows_and_equals_fresh(tiny_config, st
     xr.testing.assert_identical(_load(store), _load(fresh))
 
 
-def test_changing_energy_grid_recomputes_everything(tiny_config, store, tmp_path):
-    run(tiny_config, store, stages=["xsec"])
-    finer = _with_xsec(tiny_config, energy={"min": 0.1, "max": 100.0, "per_decade": 6})
+def test_changing_energy_grid_recomputes_everything(xsec_config, store, tmp_path):
+    run(xsec_config, store, stages=["xsec"])
+    finer = _with_xsec(xsec_config, energy={"min": 0.1, "max": 100.0, "per_decade": 6})
     res = run(finer, store, stages=["xsec"]).stages["xsec"]
     assert res.chunks_computed == res.chunks_total
     fresh = tmp_path / "fresh.zarr"
@@ -63,32 +63,32 @@ def test_changing_energy_grid_recomputes_everything(tiny_config, store, tmp_path
     xr.testing.assert_identical(_load(store), _load(fresh))
 
 
-def test_stale_chunk_in_place_is_recomputed(tiny_config, store):
-    run(tiny_config, store, stages=["xsec"])
+def test_stale_chunk_in_place_is_recomputed(xsec_config, store):
+    run(xsec_config, store, stages=["xsec"])
     led = cs.read_ledger(store, "xsec")
     victim = sorted(led)[1]
     (store / "_ledger" / "xsec" / f"{victim}.json").unlink()
     before = _load(store)
-    res = run(tiny_config, store, stages=["xsec"]).stages["xsec"]
+    res = run(xsec_config, store, stages=["xsec"]).stages["xsec"]
     assert res.chunks_computed == 1
     xr.testing.assert_identical(before, _load(store))
 
 
-def test_local_cluster_with_two_workers_equals_sync(tiny_config, store, tmp_path):
+def test_local_cluster_with_two_workers_equals_sync(xsec_config, store, tmp_path):
     with make_client("sync") as client:
-        run(tiny_config, store, client=client, stages=["xsec"])
+        run(xsec_config, store, client=client, stages=["xsec"])
     other = tmp_path / "dist.zarr"
     with make_client("local", 2) as client:
         assert len(client.scheduler_info()["workers"]) == 2
-        res = run(tiny_config, other, client=client, stages=["xsec"]).stages["xsec"]
+        res = run(xsec_config, other, client=client, stages=["xsec"]).stages["xsec"]
     assert res.chunks_computed == res.chunks_total
     a, b = _load(store), _load(other)
     xr.testing.assert_identical(a, b)
     assert np.array_equal(a.dsigma_dE.values, b.dsigma_dE.values)
 
 
-def test_physical_content_of_xsec_cube(tiny_config, store):
-    run(tiny_config, store, stages=["xsec"])
+def test_physical_content_of_xsec_cube(xsec_config, store):
+    run(xsec_config, store, stages=["xsec"])
     ds = _load(store)
     s = ds.sigma_inel.interp(E_p=[1.0, 100.0], method="cubic").values
     np.testing.assert_allclose(s, [34.9, 47.9], rtol=0.01)
@@ -158,40 +158,40 @@ def test_sigkill_mid_stage_then_rerun_equals_uninterrupted(tmp_path):
     xr.testing.assert_identical(_load(killed), _load(clean))
 
 
-def test_ledger_of_an_older_fingerprint_format_is_stale_once_with_its_reason(tiny_config, store):
+def test_ledger_of_an_older_fingerprint_format_is_stale_once_with_its_reason(xsec_config, store):
     import hashlib
 
-    run(tiny_config, store, stages=["xsec"])
+    run(xsec_config, store, stages=["xsec"])
     # Rewrite the ledger as the first release wrote it: no format, fingerprints of another encoding.
     for f in (store / "_ledger" / "xsec").glob("*.json"):
         e = json.loads(f.read_text())
         old = [hashlib.sha256(r.encode()).hexdigest() for r in e["rows"]]
         f.write_text(json.dumps({"fingerprint": hashlib.sha256("".join(old).encode()).hexdigest(), "rows": old, "start": e["start"]}))
     before = _load(store)
-    st = stage_status(STAGES["xsec"], tiny_config, store)
+    st = stage_status(STAGES["xsec"], xsec_config, store)
     assert st["chunks_stale"] == st["chunks_total"]
     assert "older format" in st["reason"] and "unversioned" in st["reason"]
-    res = run(tiny_config, store, stages=["xsec"]).stages["xsec"]
+    res = run(xsec_config, store, stages=["xsec"]).stages["xsec"]
     assert res.chunks_computed == res.chunks_total
     assert any("older format" in n for n in res.notes)
-    again = run(tiny_config, store, stages=["xsec"]).stages["xsec"]
+    again = run(xsec_config, store, stages=["xsec"]).stages["xsec"]
     assert again.chunks_computed == 0 and not any("older format" in n for n in again.notes)
-    assert "reason" not in stage_status(STAGES["xsec"], tiny_config, store)
+    assert "reason" not in stage_status(STAGES["xsec"], xsec_config, store)
     xr.testing.assert_identical(before, _load(store))
 
 
-def test_old_format_rows_are_never_copied_after_a_layout_change(tiny_config, store):
-    run(tiny_config, store, stages=["xsec"])
+def test_old_format_rows_are_never_copied_after_a_layout_change(xsec_config, store):
+    run(xsec_config, store, stages=["xsec"])
     for f in (store / "_ledger" / "xsec").glob("*.json"):
         e = json.loads(f.read_text())
         e.pop("format")  # same row strings, but no longer known to mean the same thing
         f.write_text(json.dumps(e))
-    wider = _with_xsec(tiny_config, E_p={"min": 0.1, "max": 1.0e5, "per_decade": 4})
+    wider = _with_xsec(xsec_config, E_p={"min": 0.1, "max": 1.0e5, "per_decade": 4})
     res = run(wider, store, stages=["xsec"]).stages["xsec"]
     assert res.chunks_copied == 0 and res.chunks_computed == res.chunks_total
 
 
-def test_full_disk_mid_stage_is_one_message_and_loses_nothing(tiny_config, store, tmp_path, monkeypatch):
+def test_full_disk_mid_stage_is_one_message_and_loses_nothing(xsec_config, store, tmp_path, monkeypatch):
     import errno
 
     from cube import store as cs_mod
@@ -207,14 +207,14 @@ def test_full_disk_mid_stage_is_one_message_and_loses_nothing(tiny_config, store
 
     monkeypatch.setattr(cs_mod, "write_chunk", flaky)
     with pytest.raises(cs.StoreError, match="No space left on device.*intact.*free disk space"):
-        run(tiny_config, store, stages=["xsec"])
+        run(xsec_config, store, stages=["xsec"])
     # a new group is built in its staging group: the three written chunks are recorded there
     assert len(cs.read_ledger(store, cs.staging_name("xsec"))) == 3
     monkeypatch.setattr(cs_mod, "write_chunk", real)
-    res = run(tiny_config, store, stages=["xsec"]).stages["xsec"]
+    res = run(xsec_config, store, stages=["xsec"]).stages["xsec"]
     assert res.chunks_computed == res.chunks_total - 3
     fresh = tmp_path / "fresh.zarr"
-    run(tiny_config, fresh, stages=["xsec"])
+    run(xsec_config, fresh, stages=["xsec"])
     xr.testing.assert_identical(_load(store), _load(fresh))
 
 
@@ -230,8 +230,8 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def test_read_only_store_is_one_message_and_keeps_its_chunks(tiny_config, store):
-    run(tiny_config, store, stages=["xsec"])
+def test_read_only_store_is_one_message_and_keeps_its_chunks(xsec_config, store):
+    run(xsec_config, store, stages=["xsec"])
     before = _load(store)
     cfg = store.parent / "c.yaml"
     cfg.write_text(

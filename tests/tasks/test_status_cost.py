@@ -32,10 +32,10 @@ def test_importing_the_runner_and_the_stages_loads_no_heavy_module():
     assert _probe()["loaded"] == []
 
 
-def test_status_on_a_store_plans_every_stage_without_heavy_work(tiny_config, store, tmp_path):
-    run(tiny_config, store, stages=["xsec"])
+def test_status_on_a_store_plans_every_stage_without_heavy_work(xsec_config, store, tmp_path):
+    run(xsec_config, store, stages=["xsec"])
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(yaml.safe_dump(tiny_config.model_dump(mode="json")))
+    cfg.write_text(yaml.safe_dump(xsec_config.model_dump(mode="json")))
     got = _probe(cfg, store)
     assert got["loaded"] == []  # no track evolved, no kernel compiled, no map drawn
     st = got["status"]
