@@ -1,8 +1,9 @@
-"""TEST ORACLE (not a product): the previous numpy implementation of the ``eep`` weights and the lifetime.
+"""TEST ORACLE (not a product): the previous numpy implementations of the ``eep`` and ``knn`` weights and the lifetime.
 
 Verbatim copies of ``_PhaseGrid._bracket``, ``_PhaseGrid.weights``,
 ``TemplateLibrary.lifetime`` and ``IMF.ppf`` from tasks/kernels/population.py before the compiled kernel
-(tasks/kernels/eep.py) replaced them, as functions of the grid or library they were methods
+(tasks/kernels/eep.py) replaced them, and of ``TemplateLibrary.neighbours`` (the k-d tree query) before
+the grid search (tasks/kernels/knn.py) replaced it, as functions of the grid or library they were methods
 of. Kept only so that tests can check that the fast path reproduces their numbers bit for bit.
 """
 
@@ -13,7 +14,7 @@ from numpy.typing import ArrayLike
 
 from catalogs.stellar.tracks import STAGES
 
-__all__ = ["phase_weights", "lifetime", "ppf"]
+__all__ = ["phase_weights", "lifetime", "ppf", "neighbours"]
 
 
 def _bracket(self, j: int, lm: np.ndarray):
@@ -120,3 +121,29 @@ def ppf(self, u: ArrayLike) -> np.ndarray:
             (b[i] ** pw + rest * pw / k[i]) ** (1.0 / pw),
         )
     return np.clip(m, b[0], b[-1])
+
+
+def neighbours(self, M: ArrayLike, Z: ArrayLike, age: ArrayLike, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The paper's Eq. 19 (``knn``): the K nearest valid templates in (log M, log Z, log age).
+
+    Returns indices (n, k) into the library and weights Delta t / distance, normalised
+    per star; a template at zero distance takes the whole weight of its star.
+    """
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(self._points[self._valid_index], balanced_tree=False, leafsize=32)
+    k = min(int(k), self._valid_index.size)
+    pts = np.column_stack([np.log10(M), np.log10(Z), np.log10(np.maximum(age, self.age_min))])
+    # Queries in mass order walk the tree with far fewer cache misses (~1.35x here).
+    order = np.argsort(pts[:, 0], kind="stable")
+    d_sorted, i_sorted = tree.query(pts[order], k=k)
+    dist = np.empty_like(d_sorted)
+    idx = np.empty_like(i_sorted)
+    dist[order], idx[order] = d_sorted, i_sorted
+    if k == 1:
+        dist, idx = dist[:, None], idx[:, None]
+    idx = self._valid_index[idx]
+    exact = dist <= 1e-12
+    w = np.where(exact.any(axis=1, keepdims=True), exact.astype(float), self.duration[idx] / np.maximum(dist, 1e-12))
+    w /= w.sum(axis=1, keepdims=True)
+    return idx, w
