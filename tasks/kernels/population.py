@@ -308,8 +308,8 @@ class TemplateLibrary:
     A *track* is one (mass_init, Z) pair.  Its lifetime is the end of its last snapshot's
     time cell, max(age + duration / 2).  t_life(M, Z) interpolates log t_life linearly in
     log M along each metallicity and then linearly in log Z (clipped to the library).
-    The k-d tree of the ``knn`` estimator is built on first use (per worker: see the
-    population stage).
+    The track grid of the ``knn`` estimator (:attr:`neighbour_grid`) and the k-d tree it asks
+    for tied stars are built on first use (per worker: see the population stage).
     """
 
     def __init__(
