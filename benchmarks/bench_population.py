@@ -10,20 +10,22 @@ Prints, measured in this one run:
 2. with ``--profile``, where the eep kernel's time goes (cProfile on CPU time, the thin disk);
 3. with ``--compare-numpy``, the compiled eep weights and their accumulation against the
    numpy implementation they replaced (tests/tasks/kernels/population_numpy_oracle.py) on
-   the same living stars: the speed ratio, and whether the sums are bitwise equal;
+   the same living stars: the speed ratio, and whether the sums are bitwise equal; with
+   ``--compare-tree``, the knn grid search against the k-d tree query it replaced (same
+   oracle), on each component's living stars: speeds, tied stars, bitwise equality;
 4. the whole ``population`` and ``emissivity`` stages on a ``--workers`` LocalCluster:
    wall time, stars sampled, stars per second per core;
 5. the relative standard error of L_bar and q in the Galactic plane (z = 0) at 1 and
    100 TeV for both scenarios.
 
-Goal (issue "population synthesis"; #17 "turnaround" for eep): >= 1e6 stars/s/core, so that
+Goal (issue "population synthesis"; #17 "turnaround" for eep and knn): >= 1e6 stars/s/core, so that
 the paper preset's Monte Carlo (1.24e8 stars) takes about 1 min on 2 cores.  The stages need a
 store whose xsec, templates and yields are built for the preset (for example by
 ``bench_planning.py``):
 
     python benchmarks/bench_population.py --store /tmp/paper.zarr --preset paper
     python benchmarks/bench_population.py --library /tmp/paper.zarr/_cache/library/KEY.npz \
-        --preset paper --kernel-only --profile --compare-numpy
+        --preset paper --kernel-only --profile --compare-numpy --compare-tree
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def kernel_throughput(lib, config, n: int) -> dict[str, dict[str, float]]:
 
     out: dict[str, dict[str, float]] = {}
     for est in ESTIMATORS:
-        _run(lib, config, "thin", 4000, est)  # compiles or loads the kernels, builds the k-d tree
+        _run(lib, config, "thin", 4000, est)  # compiles or loads the kernels, builds the track grid
         out[est] = {}
         for comp in ("thin", "thick", "bulge", "bulge_young"):
             t0 = time.process_time()
@@ -119,6 +121,52 @@ def compare_numpy(lib, n: int) -> None:
           f"{n / t_new:,.0f} stars/s, ratio {t_old / t_new:.2f}; sums bitwise equal: {np.array_equal(out, ref)}")
 
 
+def living_stars(lib, config, comp: str, n: int):
+    """Mass [Msun], Z and age [yr] of the living stars among ``n`` drawn as ``population_weights`` draws them."""
+    import numpy as np
+
+    from tasks.kernels import population as P
+
+    g, t_max = config.galaxy, config.templates.max_age
+    imf = P.IMF(tuple(g.imf.breaks), tuple(g.imf.slopes))
+    lo, hi, _, count = P.strata_allocation(imf, g.imf.strata, g.imf.max_template_mass, n, g.imf.strata_share)
+    rng = P.batch_rng(1, comp, 0)
+    u_m, u_a, u_f = rng.random(n), rng.random(n), rng.random(n)
+    c_lo, c_hi = imf.cdf(np.repeat(lo, count)), imf.cdf(np.repeat(hi, count))
+    M = np.maximum(imf.ppf(c_lo + u_m * (c_hi - c_lo)), lib.mass_range[0])
+    p_young = P.age_cdf(comp, g, lib.lifetime_bound(M), t_max)
+    age = P.sample_ages(comp, g, u_a * p_young, t_max)
+    Z = np.clip(g.z_sun * 10.0 ** P.sample_feh(comp, g, u_f, age, 0.0), *lib.z_range)
+    alive = lib.alive(np.log10(M), np.log10(Z), age, p_young)
+    return M[alive], Z[alive], age[alive]
+
+
+def compare_tree(lib, config, n: int) -> None:
+    """The knn grid search against the k-d tree query it replaced, on each component's living stars."""
+    import numpy as np
+
+    from tasks.kernels.knn import nearest
+    from tests.tasks.kernels import population_numpy_oracle as oracle
+
+    k = config.galaxy.neighbours
+    for comp in ("thin", "thick", "bulge", "bulge_young"):
+        M, Z, age = living_stars(lib, config, comp, n)
+        oracle.neighbours(lib, M[:100], Z[:100], age[:100], k)
+        t0 = time.process_time()
+        idx0, w0 = oracle.neighbours(lib, M, Z, age, k)
+        t_tree = time.process_time() - t0
+        t0 = time.process_time()
+        idx, w = lib.neighbours(M, Z, age, k)
+        t_grid = time.process_time() - t0
+        pts = (np.log10(M), np.log10(Z), np.log10(np.maximum(age, lib.age_min)))
+        tied = np.empty(M.size, bool)
+        nearest(*pts, *lib.neighbour_grid, np.empty((M.size, k), np.int64), np.empty((M.size, k)), tied)
+        same = np.array_equal(idx, idx0) and np.array_equal(w, w0)
+        print(f"knn {comp:<12} {M.size:>9,} living stars: k-d tree {M.size / t_tree:>10,.0f} stars/s, grid search "
+              f"{M.size / t_grid:>10,.0f} stars/s (x{t_tree / t_grid:.2f}); tied (asked of the tree) {int(tied.sum())}; "
+              f"neighbours and weights bitwise equal: {same}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--store", help="store with the templates cube (and xsec, yields for the stages)")
@@ -129,6 +177,7 @@ def main() -> None:
     ap.add_argument("--kernel-only", action="store_true", help="time the kernel only, not the stages")
     ap.add_argument("--profile", action="store_true", help="where the eep kernel's time goes")
     ap.add_argument("--compare-numpy", action="store_true", help="compiled eep against the numpy code it replaced")
+    ap.add_argument("--compare-tree", action="store_true", help="knn grid search against the k-d tree it replaced")
     args = ap.parse_args()
     if args.store is None and (args.library is None or not args.kernel_only):
         ap.error("give --store (or --library with --kernel-only)")
@@ -147,6 +196,8 @@ def main() -> None:
         profile_eep(lib, config, args.kernel_stars)
     if args.compare_numpy:
         compare_numpy(lib, args.kernel_stars // 2)
+    if args.compare_tree:
+        compare_tree(lib, config, args.kernel_stars)
     if args.kernel_only:
         return
 
