@@ -119,7 +119,7 @@ _G_CGS = 6.674299999999999e-08
 
 def _track_key(config, mass: float, z: float) -> str:
     t = config.templates
-    extra = [list(e) for e in t.extra_snapshots if np.isclose(e[0], mass) and np.isclose(e[1], z)]
+    extra = _track_extras(config, mass, z)
     return fingerprint(
         code=TRACKS_VERSION,
         mass=mass,
@@ -131,12 +131,34 @@ def _track_key(config, mass: float, z: float) -> str:
     )
 
 
-def _evolve_one(mass: float, z: float, snapshots: dict, extra: list, t_max: float, min_env: float) -> pd.DataFrame:
-    from catalogs.stellar.tracks import evolve_tracks
+def _track_extras(config, mass: float, z: float) -> list:
+    """The configuration's extra snapshots of the track (mass, Z), as its cache key holds them."""
+    return [list(e) for e in config.templates.extra_snapshots if np.isclose(e[0], mass) and np.isclose(e[1], z)]
 
-    return evolve_tracks(
-        [mass], [z], snapshots_per_stage=snapshots, extra_snapshots=extra, t_max_yr=t_max, min_envelope_mass=min_env
+
+#: Tracks of one metallicity evolved per COSMIC call: a call costs ~35 ms besides ~13 ms per
+#: star (measured on paper tracks), and the batches are still many enough to share over workers.
+TRACK_BATCH = 16
+
+
+def _evolve_batch(masses: list, z: float, snapshots: dict, extra: list, t_max: float, min_env: float) -> list:
+    """Snapshot tables of the tracks ``masses`` at metallicity ``z``, one COSMIC call for all.
+
+    Each table is the one a call for its mass alone gives (COSMIC evolves every star on its
+    own; the metallicity constants come from the call's first star, and all share Z): the
+    extra snapshots are matched to each track inside ``evolve_tracks``, and a track with no
+    snapshot gets the same empty table.
+    """
+    from catalogs.stellar.tracks import TRACK_COLUMNS, evolve_tracks
+
+    out = evolve_tracks(
+        masses, [z], snapshots_per_stage=snapshots, extra_snapshots=extra, t_max_yr=t_max, min_envelope_mass=min_env
     )
+    frames = []
+    for m in masses:
+        part = out.loc[out["mass_init"] == m].reset_index(drop=True) if len(out) else out
+        frames.append(part if len(part) else pd.DataFrame(columns=list(TRACK_COLUMNS)))
+    return frames
 
 
 def _cache_path(store, key: str) -> Path:
@@ -181,22 +203,30 @@ def generator_tracks(config, store, client=None) -> pd.DataFrame:
         else:
             frames[(m, z)] = cached
     snapshots = dict(t.snapshots_per_stage)
+    batches = []
+    for z in sorted({z for _, z in missing}):
+        ms = [m for m, zz in missing if zz == z]
+        batches += [(ms[i : i + TRACK_BATCH], z) for i in range(0, len(ms), TRACK_BATCH)]
+    # Every extra snapshot of the batch's tracks, once and in the configuration's order:
+    # evolve_tracks gives each track those matching its own mass.
     args = [
         (
-            m,
+            ms,
             z,
             snapshots,
-            [tuple(e) for e in t.extra_snapshots if np.isclose(e[0], m) and np.isclose(e[1], z)],
+            [tuple(e) for e in t.extra_snapshots if np.isclose(e[1], z) and any(np.isclose(e[0], m) for m in ms)],
             t.max_age,
             t.min_envelope_mass,
         )
-        for m, z in missing
+        for ms, z in batches
     ]
     if client is not None and args:
-        futures = [client.submit(_evolve_one, *a, pure=False) for a in args]
-        results = client.gather(futures)
+        futures = [client.submit(_evolve_batch, *a, pure=False) for a in args]
+        parts = client.gather(futures)
     else:
-        results = [_evolve_one(*a) for a in args]
+        parts = [_evolve_batch(*a) for a in args]
+    evolved = {(m, z): df for (ms, z), tables in zip(batches, parts) for m, df in zip(ms, tables)}
+    results = [evolved[p] for p in missing]
     for (m, z), df in zip(missing, results):
         cstore.write_atomic(_cache_path(store, _track_key(config, m, z)), lambda tmp, df=df: _save_track(df, tmp))
         frames[(m, z)] = df

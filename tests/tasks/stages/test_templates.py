@@ -189,3 +189,22 @@ def test_a_planted_pickle_in_the_track_cache_is_never_executed(generated, tmp_pa
     assert not marker.exists()
     a, b = cube.open(store, "templates").load(), cube.open(work, "templates").load()
     xr.testing.assert_identical(a.reset_coords()[["rho", "column"]], b.reset_coords()[["rho", "column"]])
+
+
+def test_a_batch_of_tracks_is_each_track_evolved_alone():
+    """Tracks of one metallicity share a COSMIC call; each table is the one its mass alone gives."""
+    import pandas as pd
+
+    from catalogs.stellar.tracks import evolve_tracks
+    from tasks.stages.templates import _evolve_batch
+
+    snaps = {"MS": 3, "RGB": 2, "CHeB": 2, "EAGB": 1, "TPAGB": 1}
+    extra = [(1.0, 0.004, 4.57e9), (1.0, 0.004, 5.0e9)]
+    masses = [0.3, 1.0, 4.0, 15.0]
+    batch = _evolve_batch(masses, 0.004, snaps, extra, 1.4e10, 0.01)
+    for m, got in zip(masses, batch):
+        alone = evolve_tracks([m], [0.004], snapshots_per_stage=snaps, extra_snapshots=[e for e in extra if e[0] == m],
+                              t_max_yr=1.4e10, min_envelope_mass=0.01)
+        pd.testing.assert_frame_equal(got, alone, check_exact=True)
+        assert (got["mass_init"] == m).all() and len(got) >= 3
+        assert got["is_extra"].sum() == (2 if m == 1.0 else 0)
