@@ -4,9 +4,10 @@ Two sources write the same cube (docs/physics.md P5):
 
 * ``generator`` (default): SSE evolutionary tracks through COSMIC, resampled per stage,
   and the project's near-surface structure model for every snapshot.  Tracks are evolved
-  when the stage is planned (on the workers when a cluster is given) and cached in the
-  store per (mass, Z), so adding masses evolves only the new tracks; profiles are built
-  per chunk on the workers.
+  when the stage is planned (on the workers when a cluster is given, up to
+  :data:`TRACK_BATCH` of one metallicity per COSMIC call) and cached in the store per
+  (mass, Z), so adding masses evolves only the new tracks; profiles are built per chunk on
+  the workers (compiled structure model: :mod:`catalogs.stellar.envelope_kernel`).
 * ``mesa``: MESA ``LOGS/`` directories, read and checked on the client before anything is
   written (a malformed file stops the run with nothing written); each model's fingerprint
   includes the bytes of its profile file, so one changed profile recomputes one chunk.
