@@ -298,6 +298,7 @@ def _kappa_atm(tau, Pg, Teff, nu, xz, tab, kap):
         T[j] = Teff[j] * fac
         P[j] = Pg[j] + A_RAD * T[j] ** 4.0 / 3.0
     rho = np.empty(n)
+    # only rho is wanted here: with state=False the other three outputs are left untouched
     _eos_P_T(P, T, nu[0], nu[1], nu[2], nu[3], rho, rho, rho, rho, False)
     for j in range(n):
         kap[j] = _opacity(T[j], rho[j], int(xz[0, j]), xz[1, j], int(xz[2, j]), xz[3, j],
