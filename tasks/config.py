@@ -390,7 +390,15 @@ class Sky(_Section):
         "(pair production; matters above ~100 TeV; costs one more operator per attenuated energy)",
     )
     components: bool = Field(False, description="also store a map per Galactic component (4x the size)")
-    chunk: Annotated[int, Field(ge=1)] = Field(12288, description="pixels per chunk")
+    chunk: Annotated[int, Field(ge=1)] = Field(
+        12288, description="pixels per chunk (whatever nside: a worker's memory does not grow with the map)"
+    )
+    operator_cache_gb: Annotated[float, Field(ge=0)] = Field(
+        4.0,
+        description="[execution: changes no number] largest size [GB, 1e9 B] of a map's cached line-of-sight "
+        "operators (<store>/_cache/sky_operator, ~1 kB per pixel with 121 R nodes: nside 256 0.8 GB, 512 3.1 GB, "
+        "1024 12.5 GB); a larger map integrates its rays on every run instead; 0 never caches",
+    )
     regions: list[Region] = Field(default_factory=list, description="user regions, besides the built-in ones")
     region_dl: Annotated[float, Field(gt=0, le=10)] = Field(
         0.5, description="[deg] longitude spacing of the region quadrature (midpoints)"

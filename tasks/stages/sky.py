@@ -19,7 +19,11 @@ map share every input but their direction).
 The operators of each chunk are kept in the store's cache (``_cache/sky_operator/``, float64
 npz, ~1 kB per pixel at paper scale: 121 R nodes), keyed by the geometry alone
 (:func:`operator_key`): a rerun after a change of L_bar only (the yields, the Monte Carlo
-sample) is one matrix product per block, and gives the same numbers bit for bit.
+sample) is one matrix product per block, and gives the same numbers bit for bit.  The cache of a
+map grows with its pixels (nside 1024: ~12.5 GB), so a map whose operators would exceed
+``sky.operator_cache_gb`` (:func:`map_operator_bytes`) is not cached: its chunks integrate their
+rays on every run, with the same numbers.  A chunk holds ``sky.chunk`` pixels whatever nside,
+so a worker's memory does not grow with the map.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ __all__ = [
     "sky_entry",
     "region_entry",
     "operator_shapes",
+    "map_operator_bytes",
     "stack_blocks",
     "split_blocks",
     "operator_arrays",
@@ -354,6 +359,21 @@ def operator_shapes(modes: dict[str, str], n_R: int, n_z: int) -> dict[str, tupl
     return {c: (m, {"const": 1, "R": n_R, "Rz": n_R * n_z}[m]) for c, m in modes.items()}
 
 
+def map_operator_bytes(modes: dict[str, str], n_R: int, n_z: int, steps: int, n_pix: int) -> int:
+    """Bytes [B] the cached operators of ``n_pix`` directions take (what :func:`operator_arrays` stores).
+
+    Dense columns are float64 (8 B per pixel and L_bar node); a sparse ``Rz`` operator is
+    counted at its most, every node of a ray in its own 4 cells up to the n_R n_z cells
+    (float64 value and int32 index per entry, int32 row pointer): an upper bound.
+    ``steps`` is ``sky.steps`` (rounded up to whole Gauss-Legendre segments as the rays are).
+    """
+    nodes = 4 * max(2, -(-int(steps) // 4))
+    per_pixel = 0
+    for mode, cols in operator_shapes(modes, n_R, n_z).values():
+        per_pixel += 12 * min(cols, 4 * nodes) + 4 if mode == "Rz" else 8 * cols
+    return int(n_pix) * per_pixel
+
+
 def stack_blocks(blocks: list) -> dict:
     """The operators of all directions, ``{component: operator}``, from :func:`operator_blocks` without attenuation."""
     from scipy.sparse import issparse, vstack
@@ -552,19 +572,27 @@ def plan(config, store, client=None) -> StagePlan:
     settings = los_settings(config)
     fp = Fingerprinter(code=CODE_VERSION, emissivity=key, los=settings, nside=s.nside, components=s.components)
     los = los_payload(config, store, key, e)
+    notes = [f"nside {s.nside}: {n_pix} pixels x {s.steps} nodes per line of sight"]
+    size = map_operator_bytes(los["modes"], e.R.size, e.z.size, s.steps, n_pix)
+    if los["operator_key"] is not None and size > s.operator_cache_gb * 1e9:
+        los = {**los, "operator_key": None}
+        notes.append(
+            f"line-of-sight operators not cached: {size / 1e9:.3g} GB > sky.operator_cache_gb = {s.operator_cache_gb:g}"
+        )
     return StagePlan(
         template=xr.Dataset(data, coords=coords),
         chunk=chunk,
         row_fingerprints=None,
         chunk_fingerprint=fp.chunk,
         attrs={
-            "config": {"sky": s.model_dump(mode="json", exclude={"regions"}), "los": settings},
+            # operator_cache_gb changes no number: a cube's recorded configuration does not hold it
+            "config": {"sky": s.model_dump(mode="json", exclude={"regions", "operator_cache_gb"}), "los": settings},
             "nside": s.nside,
             "ordering": "RING",
             "coordsys": "G",
         },
         payload=SkyPayload(los=los, nside=s.nside, components=s.components),
-        notes=[f"nside {s.nside}: {n_pix} pixels x {s.steps} nodes per line of sight"],
+        notes=notes,
         describe=operators_found([sky_entry(los, s.nside, a, min(a + chunk, n_pix)) for a in range(0, n_pix, chunk)], chunk),
     )
 

@@ -267,3 +267,53 @@ def test_the_sparse_r_z_operator_is_cached_as_plain_csr_arrays(tiny_store, tmp_p
     with np.load(entry, allow_pickle=False) as data:
         assert data["thin.shape"].tolist() == [1500, 9 * 6] and "thin" not in data.files
         assert data["thin.indptr"].size == 1501 and data["thin.data"].dtype == np.float64
+
+
+def test_map_operator_bytes_is_what_the_cache_holds(tiny_store):
+    # dense operators: exactly the arrays of the map's entries; sparse R-z: an upper bound
+    cfg = tiny_config()
+    los = S.plan(cfg, tiny_store).payload.los
+    entries = [S.sky_entry(los, 8, a, a + 256) for a in (0, 256, 512)]
+    stored = 0
+    for p in entries:
+        with np.load(p, allow_pickle=False) as data:
+            stored += sum(data[c].nbytes for c in S.COMPONENTS)
+    assert stored == S.map_operator_bytes(los["modes"], 9, 6, cfg.sky.steps, 768) == 768 * (9 + 3) * 8
+    # the paper's map (121 R nodes, 800 nodes per ray): 0.78 GB at nside 256, 12.5 GB at nside 1024
+    paper = S.component_modes(cfg.galaxy)
+    assert S.map_operator_bytes(paper, 121, 101, 800, 12 * 256**2) == 12 * 256**2 * 124 * 8
+    assert S.map_operator_bytes(paper, 121, 101, 800, 12 * 1024**2) / 1e9 == pytest.approx(12.48, abs=0.01)
+    rz = dict(paper, thin="Rz")
+    assert S.map_operator_bytes(rz, 9, 6, 32, 10) == 10 * (12 * 9 * 6 + 4 + 3 * 8)  # every cell
+    assert S.map_operator_bytes(rz, 121, 101, 800, 10) == 10 * (12 * 4 * 800 + 4 + 3 * 8)  # every node's 4 cells
+
+
+def test_the_sparse_r_z_estimate_bounds_the_stored_csr():
+    cfg = tiny_config()
+    modes = dict(S.component_modes(cfg.galaxy), thin="Rz")
+    R, z = np.linspace(0.0, 30.0, 40), np.linspace(0.0, 5.0, 30)
+    los = {"galaxy": cfg.galaxy, "z_obs": 0.0, "steps": 64, "modes": modes}
+    l, b = np.linspace(0.0, 359.0, 300), np.linspace(-60.0, 60.0, 300)
+    arrays = S.operator_arrays(S.stack_blocks(list(S.operator_blocks(l, b, los, R, z))), "k")
+    stored = sum(a.nbytes for name, a in arrays.items() if name not in ("key", "thin.shape"))
+    assert stored <= S.map_operator_bytes(modes, 40, 30, 64, 300)
+
+
+def test_a_map_above_the_cache_limit_is_integrated_uncached_with_the_same_numbers(tiny_store, tmp_path):
+    # tiny map: 768 pixels x 12 columns x 8 B = 73,728 B of operators
+    work = _copy(tiny_store, tmp_path)
+    _drop_sky_and_sed(work)
+    over = tiny_config(**{"sky.operator_cache_gb": 7.3e-5})
+    plan = S.plan(over, work)
+    assert plan.payload.los["operator_key"] is None
+    assert any("not cached: 7.37e-05 GB > sky.operator_cache_gb = 7.3e-05" in n for n in plan.notes)
+    assert S.plan(tiny_config(**{"sky.operator_cache_gb": 7.4e-5}), work).payload.los["operator_key"] is not None
+    res = run(over, work, stages=["sky"]).stages["sky"]
+    assert res.chunks_computed == 3 and res.work == {"los_operators_cached": 0}
+    assert not (work / "_cache" / "sky_operator").exists()
+    x, y = cube.open(work, "sky").load(), cube.open(tiny_store, "sky").load()
+    for v in ("intensity", "intensity_stderr"):
+        np.testing.assert_array_equal(x[v].values, y[v].values, err_msg=v)
+    # an execution setting: not in the cube's recorded configuration, and nothing is stale after it
+    assert x.attrs["config"] == y.attrs["config"] and "operator_cache_gb" not in x.attrs["config"]["sky"]
+    assert run(tiny_config(), work, stages=["sky"]).stages["sky"].chunks_computed == 0
