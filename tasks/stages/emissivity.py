@@ -153,8 +153,8 @@ def batch_means(weight: np.ndarray, weight_batch: np.ndarray, luminosity: np.nda
 #: (283 MB at paper scale), so a process keeps one copy, not one per chunk.
 _YIELDS_CACHE: dict = {}
 #: Mean luminosity per star and its error of each population, by (yields fingerprint,
-#: estimator, population fingerprint): the bulge, thick-disk and halo populations, and the
-#: thin-disk ones on chunk borders, serve several chunks.
+#: estimator, population fingerprint): the bulge, young-bulge and thick-disk populations, and
+#: the thin-disk ones on chunk borders, serve several chunks.
 _MEANS_CACHE: dict = {}
 
 
