@@ -180,21 +180,31 @@ def _column_records(values: Any, n: int) -> np.ndarray:
     # few labels), then use its 32-byte digest as the record.
     flat = a.tolist() if a.dtype.kind in "US" else [values[i] for i in range(n)]
     cache: dict[tuple, bytes] = {}
-    out = np.empty((n, 32), np.uint8)
-    for i, v in enumerate(flat):
+    digests = []
+    append = digests.append
+    sha256 = hashlib.sha256
+    for v in flat:
+        if type(v) is str:  # the common case (labels, upstream row fingerprints): _feed's encoding inline
+            key = ("s", v)
+            d = cache.get(key)
+            if d is None:
+                s = v.encode()
+                d = cache[key] = sha256(b"s%d:" % len(s) + s).digest()
+            append(d)
+            continue
         key = (type(v), v)  # the type keeps 1, 1.0 and True apart
         try:
             d = cache[key]
         except (KeyError, TypeError):
-            h = hashlib.sha256()
+            h = sha256()
             _feed(h, v)
             d = h.digest()
             try:
                 cache[key] = d
             except TypeError:  # unhashable values (lists, dicts) are simply not cached
                 pass
-        out[i] = np.frombuffer(d, np.uint8)
-    return out
+        append(d)
+    return np.frombuffer(b"".join(digests), np.uint8).reshape(n, 32).copy()
 
 
 class Fingerprinter:

@@ -80,6 +80,11 @@ class EmissivityPayload:
     R, z : (n_R,), (n_z,) the grid [kpc].
     index : (n_R, n_z, n_components) int
         The population of each component at each (R, z) (:func:`population_index`).
+    yields_key : str
+        Fingerprint of the whole yields cube (keys the worker's copy of it).
+    population_rows : tuple of str
+        Fingerprint of every population's row (with ``yields_key`` and the estimator, keys the
+        worker's memo of its mean luminosity).
     """
 
     store: str
@@ -87,6 +92,8 @@ class EmissivityPayload:
     R: np.ndarray
     z: np.ndarray
     index: np.ndarray
+    yields_key: str
+    population_rows: tuple[str, ...]
 
 
 def population_index(galaxy, component: np.ndarray, feh_offset: np.ndarray, R: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -142,22 +149,65 @@ def batch_means(weight: np.ndarray, weight_batch: np.ndarray, luminosity: np.nda
     return mean.reshape(shape), err.reshape(shape)
 
 
+#: The yields cube as the workers read it, by its fingerprint: every chunk reads all of it
+#: (283 MB at paper scale), so a process keeps one copy, not one per chunk.
+_YIELDS_CACHE: dict = {}
+#: Mean luminosity per star and its error of each population, by (yields fingerprint,
+#: estimator, population fingerprint): the bulge, young-bulge and thick-disk populations, and
+#: the thin-disk ones on chunk borders, serve several chunks.
+_MEANS_CACHE: dict = {}
+
+
+def _yields_luminosity(store: str, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """L (model, scenario, messenger, energy) [TeV^-1 s^-1] and ``valid`` of the yields cube, read once per process.
+
+    Only these two arrays are read (not the string coordinates of every model).
+    """
+    got = _YIELDS_CACHE.get(key)
+    if got is not None:
+        return got
+    y = xr.open_zarr(store, group="yields", consolidated=False, zarr_format=3, chunks=None)
+    L = y.luminosity.transpose("model", "scenario", "messenger", "energy").values
+    out = (L, np.asarray(y.valid.values, bool))
+    _YIELDS_CACHE.clear()
+    _MEANS_CACHE.clear()
+    _YIELDS_CACHE[key] = out
+    return out
+
+
+def _population_means(payload: EmissivityPayload, used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`batch_means` of the populations ``used`` with the yields cube, each computed once per process.
+
+    A population's product is the same one whichever chunk asks for it (:func:`batch_means`
+    computes populations one by one), so the memo changes no bit.
+    """
+    est = payload.galaxy.estimator
+    L, valid = _yields_luminosity(payload.store, payload.yields_key)
+    keys = [(payload.yields_key, est, payload.population_rows[p]) for p in used]
+    todo = np.array([p for p, k in zip(used, keys) if k not in _MEANS_CACHE], dtype=np.int64)
+    if todo.size:
+        pop = xr.open_zarr(payload.store, group="population", consolidated=False, zarr_format=3, chunks=None)
+        weight = pop.weight.isel(population=todo).values  # every estimator, for the check below
+        # Invalid templates have zero yields by construction; a weight on one would silently
+        # drop stars, so it is an error (population and yields made from different libraries).
+        if weight[..., ~valid].any():
+            raise ValueError("population weights fall on invalid templates (no structure model); rerun population")
+        e = list(pop.estimator.values).index(est)
+        batch = pop.weight_batch.isel(population=todo, estimator=e).values
+        mean, err = batch_means(weight[:, e], batch, L)
+        for i, p in enumerate(todo):
+            _MEANS_CACHE[(payload.yields_key, est, payload.population_rows[p])] = (mean[i], err[i])
+    got = [_MEANS_CACHE[k] for k in keys]
+    return np.stack([m for m, _ in got]), np.stack([s for _, s in got])
+
+
 def compute(start: int, stop: int, payload: EmissivityPayload) -> xr.Dataset:
     """Emissivities of R rows ``[start, stop)`` for every z, component, scenario, messenger and energy."""
     g = payload.galaxy
     R, z = payload.R[start:stop], payload.z
     index = payload.index[start:stop]  # (n_R, n_z, n_c)
     used = np.unique(index)
-    pop = cstore.read_rows(payload.store, "population", "population", used)
-    y = cstore.read_rows(payload.store, "yields", "model", slice(None))
-    L = y.luminosity.transpose("model", "scenario", "messenger", "energy").values
-    # Invalid templates have zero yields by construction; a weight on one would silently
-    # drop stars, so it is an error (population and yields made from different libraries).
-    invalid = ~np.asarray(y.valid.values, bool)
-    if pop.weight.values[..., invalid].any():
-        raise ValueError("population weights fall on invalid templates (no structure model); rerun population")
-    est = {"estimator": g.estimator}
-    mean_u, err_u = batch_means(pop.weight.sel(est).values, pop.weight_batch.sel(est).values, L)
+    mean_u, err_u = _population_means(payload, used)
     where = np.searchsorted(used, index)
     mean, err = mean_u[where], err_u[where]  # (n_R, n_z, n_c, s, m, E)
     rho = component_densities(R[:, None], z[None, :], g)
@@ -255,7 +305,9 @@ def plan(config, store, client=None) -> StagePlan:
         chunk=chunk,
         row_fingerprints=rows,
         attrs=attrs,
-        payload=EmissivityPayload(store=str(store), galaxy=g, R=R, z=z, index=index),
+        payload=EmissivityPayload(
+            store=str(store), galaxy=g, R=R, z=z, index=index, yields_key=yields_fp, population_rows=tuple(pop_rows)
+        ),
         notes=notes,
     )
 

@@ -189,3 +189,29 @@ def test_json_summary_and_status_report_the_galaxy_stages(built, tmp_path):
     stages = json.loads(st.stdout)["stages"]
     assert stages["population"] == {"chunks_total": 12, "chunks_stale": 0}
     assert stages["emissivity"] == {"chunks_total": 3, "chunks_stale": 0}
+
+
+def test_the_workers_memo_of_population_means_changes_no_bit(built):
+    # A worker reads the yields cube once and computes each population's mean once, whatever
+    # chunk asks for it: one chunk from a cold memo, then row by row in reverse order from a
+    # warm one, must both equal batch_means of that population's weights (the cube's contract).
+    from tasks.stages import emissivity as E
+
+    store, _ = built
+    payload = E.plan(_config(), store).payload
+    n_R = payload.R.size
+    E._YIELDS_CACHE.clear()
+    E._MEANS_CACHE.clear()
+    whole = E.compute(0, n_R, payload)
+    rows = [E.compute(r, r + 1, payload) for r in reversed(range(n_R))][::-1]
+    assert len(E._MEANS_CACHE) == np.unique(payload.index).size
+    pop = cube.open(store, "population").load()
+    L = cube.open(store, "yields").luminosity.transpose("model", "scenario", "messenger", "energy").values
+    used = np.unique(payload.index)
+    w, wb = pop.weight.sel(estimator="eep").values[used], pop.weight_batch.sel(estimator="eep").values[used]
+    mean, err = E.batch_means(w, wb, L)
+    where = np.searchsorted(used, payload.index)
+    assert np.array_equal(whole.luminosity_mean.values, mean[where])
+    assert np.array_equal(whole.luminosity_mean_stderr.values, err[where])
+    for v in whole.data_vars:
+        assert np.array_equal(whole[v].values, np.concatenate([r[v].values for r in rows])), v
