@@ -41,6 +41,12 @@ def _build(store: Path) -> dict:
     return dataclasses.asdict(run(load_config(TINY_CONFIG), store))
 
 
+def _manifest(store: Path) -> dict[str, list[int]]:
+    """Size and modification time of every file in ``store``: what a write into it would change."""
+    return {str(p.relative_to(store)): [p.stat().st_size, p.stat().st_mtime_ns]
+            for p in sorted(store.rglob("*")) if p.is_file()}
+
+
 def _tiny_store(config: pytest.Config) -> Path:
     """Build the tiny store once per run (every stage, in one process) and return its path.
 
@@ -56,6 +62,7 @@ def _tiny_store(config: pytest.Config) -> Path:
         _tiny["dir"] = Path(tempfile.mkdtemp(prefix="stardiffuse-tiny-"))  # removed at session end
         store = _tiny["dir"] / "tiny.zarr"
         summary = _build(store)
+        _tiny["manifest"] = _manifest(store)
     else:
         store, done = shared / "tiny.zarr", shared / "tiny-summary.json"
         with open(shared / "tiny.lock", "w") as lock:
@@ -63,8 +70,10 @@ def _tiny_store(config: pytest.Config) -> Path:
             if not done.exists():
                 # a worker that died mid-build left a partial store and no summary: start afresh
                 shutil.rmtree(store, ignore_errors=True)
-                done.write_text(json.dumps(_build(store)))
-            summary = json.loads(done.read_text())
+                built = _build(store)
+                done.write_text(json.dumps({"summary": built, "manifest": _manifest(store)}))
+            left = json.loads(done.read_text())
+        summary, _tiny["manifest"] = left["summary"], left["manifest"]
     from tasks.runner import RunSummary, StageResult
 
     _tiny["summary"] = RunSummary(summary["store"], {k: StageResult(**v) for k, v in summary["stages"].items()})
@@ -78,9 +87,12 @@ def tiny_store(pytestconfig) -> Path:
 
     Shared by every test that only reads a built store (sky, report, figures, export, notebooks),
     and by both xdist workers at once: treat it as read-only, and copy it (``shutil.copytree``)
-    before changing anything in it.
+    before changing anything in it. At the end of the session the store must be as it was built:
+    a test that wrote into it would change what the tests of the other worker read.
     """
-    return _tiny_store(pytestconfig)
+    store = _tiny_store(pytestconfig)
+    yield store
+    assert _manifest(store) == _tiny["manifest"], f"a test wrote into the shared tiny store {store}: copy it first"
 
 
 @pytest.fixture(scope="session")
