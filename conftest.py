@@ -7,6 +7,9 @@ own folder: in tests/ its notebook hook never ran, and each notebook built the q
 
 from __future__ import annotations
 
+import dataclasses
+import fcntl
+import json
 import os
 import shutil
 import tempfile
@@ -20,27 +23,76 @@ TINY_CONFIG = Path(__file__).parent / "tests" / "data" / "tiny.yaml"
 _tiny: dict = {}
 
 
-def _tiny_store() -> Path:
-    """Build the tiny store once per session (every stage, in this process) and return its path."""
-    if "store" not in _tiny:
-        from tasks.config import load_config
-        from tasks.runner import run
+def _shared_dir(config: pytest.Config) -> Path | None:
+    """The folder all xdist workers of this run share (their basetemps' parent), or ``None`` without xdist.
 
-        _tiny["dir"] = Path(tempfile.mkdtemp(prefix="stardiffuse-tiny-"))
+    xdist gives each worker the basetemp ``<run's basetemp>/popen-gwN``; pytest removes the run's
+    basetemp with its older ones, so nothing put there outlives a few runs.
+    """
+    if "PYTEST_XDIST_WORKER" not in os.environ or not config.option.basetemp:
+        return None
+    return Path(config.option.basetemp).parent
+
+
+def _build(store: Path) -> dict:
+    from tasks.config import load_config
+    from tasks.runner import run
+
+    return dataclasses.asdict(run(load_config(TINY_CONFIG), store))
+
+
+def _manifest(store: Path) -> dict[str, list[int]]:
+    """Size and modification time of every file in ``store``: what a write into it would change."""
+    return {str(p.relative_to(store)): [p.stat().st_size, p.stat().st_mtime_ns]
+            for p in sorted(store.rglob("*")) if p.is_file()}
+
+
+def _tiny_store(config: pytest.Config) -> Path:
+    """Build the tiny store once per run (every stage, in one process) and return its path.
+
+    Under xdist the first worker to ask builds it into the run's shared folder while holding an
+    ``flock``; the others block on that lock (the kernel wakes them when it is released, or when
+    the builder dies) and then read the summary it left. Building it on each worker cost every
+    worker a full build, and the numba compilation of its kernels, at the same time.
+    """
+    if "store" in _tiny:
+        return _tiny["store"]
+    shared = _shared_dir(config)
+    if shared is None:
+        _tiny["dir"] = Path(tempfile.mkdtemp(prefix="stardiffuse-tiny-"))  # removed at session end
         store = _tiny["dir"] / "tiny.zarr"
-        _tiny["summary"] = run(load_config(TINY_CONFIG), store)
-        _tiny["store"] = store
-    return _tiny["store"]
+        summary = _build(store)
+        _tiny["manifest"] = _manifest(store)
+    else:
+        store, done = shared / "tiny.zarr", shared / "tiny-summary.json"
+        with open(shared / "tiny.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not done.exists():
+                # a worker that died mid-build left a partial store and no summary: start afresh
+                shutil.rmtree(store, ignore_errors=True)
+                built = _build(store)
+                done.write_text(json.dumps({"summary": built, "manifest": _manifest(store)}))
+            left = json.loads(done.read_text())
+        summary, _tiny["manifest"] = left["summary"], left["manifest"]
+    from tasks.runner import RunSummary, StageResult
+
+    _tiny["summary"] = RunSummary(summary["store"], {k: StageResult(**v) for k, v in summary["stages"].items()})
+    _tiny["store"] = store
+    return store
 
 
 @pytest.fixture(scope="session")
-def tiny_store() -> Path:
-    """A complete store (xsec to sed) built once per session from ``tests/data/tiny.yaml``.
+def tiny_store(pytestconfig) -> Path:
+    """A complete store (xsec to sed) built once per run from ``tests/data/tiny.yaml``.
 
-    Shared by every test that only reads a built store (sky, report, figures, export, notebooks):
-    treat it as read-only, and copy it (``shutil.copytree``) before changing anything in it.
+    Shared by every test that only reads a built store (sky, report, figures, export, notebooks),
+    and by both xdist workers at once: treat it as read-only, and copy it (``shutil.copytree``)
+    before changing anything in it. At the end of the session the store must be as it was built:
+    a test that wrote into it would change what the tests of the other worker read.
     """
-    return _tiny_store()
+    store = _tiny_store(pytestconfig)
+    yield store
+    assert _manifest(store) == _tiny["manifest"], f"a test wrote into the shared tiny store {store}: copy it first"
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +108,7 @@ def pytest_runtest_setup(item):
     kernel inherits.
     """
     if type(item).__name__ == "NotebookItem":
-        os.environ["STARDIFFUSE_STORE"] = str(_tiny_store())
+        os.environ["STARDIFFUSE_STORE"] = str(_tiny_store(item.config))
         os.environ["STARDIFFUSE_CONFIG"] = str(TINY_CONFIG)
 
 

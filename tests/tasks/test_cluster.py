@@ -1,6 +1,6 @@
 """Tests of tasks.cluster that need no Slurm: sync, LocalCluster, the generated Slurm job script.
 
-Runs on a real Slurm are in test_slurm.py (marker ``slurm``).
+Runs on a real Slurm are in slurm/ (marker ``slurm``).
 """
 
 import os
