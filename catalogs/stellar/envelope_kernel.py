@@ -24,11 +24,12 @@ Units: cgs (M in g, L in erg s^-1), as in the module that calls it.
 from __future__ import annotations
 
 import math
-import os
 
 import numba as nb
 import numpy as np
 from astropy import constants as _c
+
+from catalogs.jit import jit_options
 
 from .eos import _PHI0, A_RAD, CHI_DONOR, CHI_H, CHI_HE1, CHI_HE2, K_B
 from .mlt import C_LIGHT
@@ -38,14 +39,7 @@ __all__ = ["atmosphere", "integrate_envelope", "G_GRAV", "SIGMA_SB"]
 G_GRAV = _c.G.cgs.value
 SIGMA_SB = _c.sigma_sb.cgs.value
 
-# On-disk JIT cache only where numba can write it (as in tasks/kernels/eep.py).
-_PYCACHE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")
-_JIT = dict(
-    cache=bool(os.environ.get("NUMBA_CACHE_DIR"))
-    or os.access(_PYCACHE if os.path.isdir(_PYCACHE) else os.path.dirname(_PYCACHE), os.W_OK),
-    error_model="numpy",
-    boundscheck=False,
-)
+_JIT = jit_options(__file__)
 
 # The numpy code divided by np.log(10.0); the same double, computed once.
 _LN10 = float(np.log(10.0))

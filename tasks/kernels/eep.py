@@ -30,21 +30,15 @@ costs seconds to import and compile; planning and ``status`` never need it).
 
 from __future__ import annotations
 
-import os
 
 import numba as nb
 import numpy as np
 
+from catalogs.jit import jit_options
+
 __all__ = ["log_lifetime", "alive_mask", "phase_accumulate", "phase_weights"]
 
-# On-disk JIT cache only where numba can write it (as in tasks/kernels/mirroring.py).
-_PYCACHE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")
-_JIT = dict(
-    cache=bool(os.environ.get("NUMBA_CACHE_DIR"))
-    or os.access(_PYCACHE if os.path.isdir(_PYCACHE) else os.path.dirname(_PYCACHE), os.W_OK),
-    error_model="numpy",
-    boundscheck=False,
-)
+_JIT = jit_options(__file__)
 
 #: Phase span of one track in the sorted template keys (must match ``_PhaseGrid._SPAN``).
 SPAN = 8.0

@@ -64,7 +64,6 @@ sqrt(1 - n_B^2) edge) and theta_B in [0, pi].
 from __future__ import annotations
 
 import math
-import os
 
 import numba as nb
 import numpy as np
@@ -72,6 +71,8 @@ from llvmlite import ir as llvm_ir
 from numba.core import types as nb_types
 from numba.extending import intrinsic
 from numpy.typing import ArrayLike
+
+from catalogs.jit import jit_options
 
 __all__ = [
     "EV_PER_GAUSS_CM",
@@ -88,15 +89,7 @@ __all__ = [
 #: E[eV] / Phi_p[G cm] for a singly charged particle: c/(1e8 ... ) = 299.79 (e c B r = E).
 EV_PER_GAUSS_CM: float = 299.792458
 
-# On-disk JIT cache only where numba can write it (NUMBA_CACHE_DIR, or __pycache__ next to this
-# file); otherwise the kernels are compiled once per process (~3 s).
-_PYCACHE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")
-_JIT = dict(
-    cache=bool(os.environ.get("NUMBA_CACHE_DIR"))
-    or os.access(_PYCACHE if os.path.isdir(_PYCACHE) else os.path.dirname(_PYCACHE), os.W_OK),
-    error_model="numpy",  # IEEE division (no Python exception branches), so lane loops vectorise
-    boundscheck=False,
-)
+_JIT = jit_options(__file__)
 _INLINE = dict(_JIT, inline="always")
 
 #: exp below this is flushed to 0 (e^-700 = 1e-304; avoids subnormal arithmetic).
