@@ -21,7 +21,7 @@ from numpy.typing import ArrayLike
 
 from tasks.kernels.galaxy import PC_CM
 
-__all__ = ["KPC_CM", "Rays", "ray_nodes", "exit_distance", "intensity", "interp_weights"]
+__all__ = ["KPC_CM", "Rays", "ray_nodes", "nodes_per_ray", "exit_distance", "intensity", "interp_weights"]
 
 #: One kpc in cm.
 KPC_CM: float = 1e3 * PC_CM
@@ -50,6 +50,11 @@ class Rays:
     w: np.ndarray
     length: np.ndarray
     s: np.ndarray
+
+
+def nodes_per_ray(steps: int) -> int:
+    """Nodes of each ray :func:`ray_nodes` makes for ``steps``: whole Gauss-Legendre segments, at least two."""
+    return _GL_ORDER * max(2, -(-int(steps) // _GL_ORDER))
 
 
 def exit_distance(l_deg: ArrayLike, b_deg: ArrayLike, R_sun: float, z_obs: float, R_max: float, z_max: float) -> np.ndarray:
@@ -99,7 +104,7 @@ def ray_nodes(
     cb, sb, cl, sl = np.cos(b), np.sin(b), np.cos(l), np.sin(l)
     # closest approach to the Galactic centre's axis (the bulge cusp) splits the ray
     s_c = np.clip(R_sun * cb * cl, 0.0, D)
-    n_seg = max(2, -(-int(steps) // _GL_ORDER))
+    n_seg = nodes_per_ray(steps) // _GL_ORDER
     x, wx = np.polynomial.legendre.leggauss(_GL_ORDER)
     x, wx = 0.5 * (x + 1.0), 0.5 * wx
     # segments per part, proportional to length, at least one each

@@ -41,7 +41,7 @@ from cube.axes import ENERGY, MESSENGER, MESSENGERS, SCENARIO, SCENARIOS
 from cube.fingerprint import Fingerprinter, digest
 from cube.schema import GroupSchema, VarSpec, freeze
 from tasks.kernels.galaxy import COMPONENTS, PC_CM, component_densities, density_parameters
-from tasks.kernels.los import KPC_CM, interp_weights, ray_nodes
+from tasks.kernels.los import KPC_CM, interp_weights, nodes_per_ray, ray_nodes
 from tasks.stages.base import MissingInputError, NotPreparedError, Stage, StagePlan, placeholder, upstream_fingerprint
 
 __all__ = [
@@ -376,7 +376,7 @@ def map_operator_bytes(modes: dict[str, str], n_R: int, n_z: int, steps: int, n_
     (float64 value and int32 index per entry, int32 row pointer): an upper bound.
     ``steps`` is ``sky.steps`` (rounded up to whole Gauss-Legendre segments as the rays are).
     """
-    nodes = 4 * max(2, -(-int(steps) // 4))
+    nodes = nodes_per_ray(steps)
     per_pixel = 0
     for mode, cols in operator_shapes(modes, n_R, n_z).values():
         per_pixel += 12 * min(cols, 4 * nodes) + 4 if mode == "Rz" else 8 * cols
