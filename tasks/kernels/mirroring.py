@@ -442,6 +442,11 @@ def _lanes(Y, P, n_seg, a, gam, phi_p, lam_pp, inv_pair, mirrored, dark, gt, gw,
     hi = L
     W0, W1, W2, W3 = W[0], W[1], W[2], W[3]
     XIo, XTo, LPo = XI[lo:], out_g[lo:], lam_pp[lo:]
+    t0, t1, t2 = (gt[0], gt[1], gt[2]) if ng == 3 else (0.0, 0.0, 0.0)
+    w0, w1, w2 = (gw[0], gw[1], gw[2]) if ng == 3 else (0.0, 0.0, 0.0)
+    G = W[4][lo:]  # sum of the segments' gamma-ray terms per lane (IPE is no longer needed)
+    for l in range(L - lo):
+        G[l] = 0.0
     for j in range(n_seg[lo] if lo < L else 0):
         while n_seg[hi - 1] <= j:
             hi -= 1
@@ -449,6 +454,35 @@ def _lanes(Y, P, n_seg, a, gam, phi_p, lam_pp, inv_pair, mirrored, dark, gt, gw,
         Yj = Y[j]
         Dj, Dn, Sj, Sn = D[j][lo:], D[j + 1][lo:], S[j][lo:], S[j + 1][lo:]
         XSj, DPj, DYUj = XS[j][lo:], DP[j][lo:], DYU[j][lo:]
+        if ng == 3 and gt2.size == ng:
+            # the usual rule, in one pass over the lanes (no tables through memory); the same
+            # operations in the same order as the general code below
+            for l in range(m):
+                dt = min(max(Dj[l], 0.0), 2.0)
+                db = min(max(Dn[l], 0.0), 2.0)
+                dy = max(dt - db, 0.0)
+                idy, yt, yb = 1.0 / dy, 1.0 - dt, 1.0 - db
+                dp = DPj[l]
+                h = (0.5 * t0) * dp
+                h2 = h * h
+                sh0, ch0 = h * _p_sinc(h2), _p_cos(h2)
+                h = (0.5 * t1) * dp
+                h2 = h * h
+                sh1, ch1 = h * _p_sinc(h2), _p_cos(h2)
+                h = (0.5 * t2) * dp
+                h2 = h * h
+                sh2, ch2 = h * _p_sinc(h2), _p_cos(h2)
+                st, sb, dyu, xt, xi, xs, lp = Sj[l], Sn[l], DYUj[l], XTo[l], XIo[l], XSj[l], LPo[l]
+                acc = 0.0
+                acc += w0 * _outward_term(sh0, ch0, sh2, ch2, dy, idy, yt, yb, st, sb, t0, Yj, dyu, xt, xi, xs, lp, a,
+                                          inv_pair)
+                acc += w1 * _outward_term(sh1, ch1, sh1, ch1, dy, idy, yt, yb, st, sb, t1, Yj, dyu, xt, xi, xs, lp, a,
+                                          inv_pair)
+                acc += w2 * _outward_term(sh2, ch2, sh0, ch0, dy, idy, yt, yb, st, sb, t2, Yj, dyu, xt, xi, xs, lp, a,
+                                          inv_pair)
+                G[l] += acc * xs  # the segment's gamma-ray term; segments in order, as before
+                XIo[l] = xi + xs
+            continue
         for l in range(m):
             dt = min(max(Dj[l], 0.0), 2.0)
             db = min(max(Dn[l], 0.0), 2.0)
@@ -482,15 +516,12 @@ def _lanes(Y, P, n_seg, a, gam, phi_p, lam_pp, inv_pair, mirrored, dark, gt, gw,
                              W0, W1, W2, W3, ACC)
         for l in range(m):
             xs = XSj[l]
-            DPj[l] = ACC[l] * xs  # row j of DP now holds the segment's gamma-ray term
+            G[l] += ACC[l] * xs
             XIo[l] += xs
     for l in range(lo):
         out_g[l] = 0.0
     for l in range(lo, L):
-        g = 0.0
-        for j in range(n_seg[l]):
-            g += DP[j, l]
-        out_g[l] = g / lam_pp[l] if mirrored[l] else 0.0
+        out_g[l] = G[l - lo] / lam_pp[l] if mirrored[l] else 0.0
 
 
 @nb.njit(**_JIT)
@@ -548,19 +579,32 @@ def _mirror_templates(Y, P, keep, a, gam, wd, phi_p, lam_pp, inv_pair, saturatio
                 Yt[nk] = Y[i, j]
                 Pt[nk] = P[i, j]
                 nk += 1
+        # Phi ascending (always, for real profiles): the turning nodes move by pointers, since
+        # Phi_m falls with E_p within a direction (the same indices as searchsorted's)
+        ascending = True
+        for j in range(1, n_nodes):
+            ascending &= P[i, j] >= P[i, j - 1]
         for d in range(a.size):
             c = a[d] * (1.0 - gam[d])
             L = 0
+            k = np.searchsorted(P[i], c * phi_p[n_p - 1], side="right")
+            kt = np.searchsorted(Pt[:nk], c * phi_p[n_p - 1], side="right")
             for p in range(n_p - 1, -1, -1):  # E_p descending: n_seg non-increasing along the lanes
                 phi_m = c * phi_p[p]
-                k = np.searchsorted(P[i], phi_m, side="right")
+                if ascending:
+                    while k > 0 and P[i, k - 1] > phi_m:
+                        k -= 1
+                    while kt > 0 and Pt[kt - 1] > phi_m:
+                        kt -= 1
+                else:
+                    k = np.searchsorted(P[i], phi_m, side="right")
+                    kt = np.searchsorted(Pt[:nk], phi_m, side="right")
                 mirrored = k < n_nodes
                 # saturation test on the unthinned nodes: column at the top of the turning segment
                 y_turn = Y[i, k - 1] if mirrored else Y[i, n_nodes - 1]
                 if y_turn >= saturation * lam_pp[p]:
                     G_n[i, p] += wd[d]
                     continue
-                kt = np.searchsorted(Pt[:nk], phi_m, side="right")
                 lane_p[L] = p
                 n_seg[L] = min(kt, nk - 1) if mirrored else nk - 1
                 mir[L] = mirrored
