@@ -6,8 +6,8 @@ The floor of a yields-only change (issue #17, ``mirroring.f_B_high``) is
 (seeded) from an existing paper-preset store (read only), builds the inputs the yields stage
 hands the kernel (the store's cross sections, the preset's quadrature, f_B from the surface laws
 at ``--f-B-high``) and times each version of the module, one model per call, one core, in this
-process, back to back: ``time.process_time`` per model, best of ``--repeat``. Versions: the
-module of this checkout and that of each ``--ref`` (a git revision of this repository, e.g.
+process, alternating model by model: ``time.process_time`` per model, best of ``--repeat``.
+Versions: the module of this checkout and that of each ``--ref`` (a git revision of this repository, e.g.
 ``main``; its ``tasks/kernels/mirroring.py`` is loaded from a temporary copy). Every output array
 of every version is compared with the first one's (``np.array_equal``).
 
@@ -57,7 +57,7 @@ def inputs(store: str, n_models: int, f_B_high: float, seed: int) -> tuple[list[
     ms = is_main_sequence(stage)
     cand = np.flatnonzero(ms & (m > mi.f_B_mass_low) & (m <= mi.max_mass) & tpl.valid.values.astype(bool))
     rows = np.sort(np.random.default_rng(seed).choice(cand, size=min(n_models, cand.size), replace=False))
-    _, quad = _kernel_inputs({"E_p": E_p, "X": cfg.interactions.hydrogen_fraction}, {**args, "cr": args["cr"]})
+    _, quad = _kernel_inputs({"E_p": E_p, "X": cfg.interactions.hydrogen_fraction}, args)
     lam_pp = lambda_pp(sigma)
     lam_pair = lambda_pair(cfg.interactions.hydrogen_fraction) if args["pair_absorption"] else np.inf
     models = []
@@ -70,17 +70,23 @@ def inputs(store: str, n_models: int, f_B_high: float, seed: int) -> tuple[list[
     return models, dict(E_p=E_p, lam_pp=lam_pp, lam_pair=lam_pair, **quad)
 
 
-def run(mod, models: list[dict], common: dict, repeat: int) -> tuple[np.ndarray, list]:
-    """Best-of-``repeat`` CPU seconds per model and the outputs (G_gamma, G_nu) of each model."""
-    best = np.full(len(models), np.inf)
-    outs = []
+def run(versions: dict, models: list[dict], common: dict, repeat: int) -> tuple[dict, dict]:
+    """Best-of-``repeat`` CPU seconds per model and the outputs (G_gamma, G_nu) of each version.
+
+    The versions alternate model by model (and repeat by repeat), so that a change of machine
+    load hits them alike.
+    """
+    best = {name: np.full(len(models), np.inf) for name in versions}
+    outs = {name: [] for name in versions}
     for i, md in enumerate(models):
         kw = {k: v for k, v in md.items() if k not in ("mass", "row")}
         for _ in range(repeat):
-            c = time.process_time()
-            out = mod.mirror_efficiency(**kw, **common)
-            best[i] = min(best[i], time.process_time() - c)
-        outs.append(out)
+            for name, mod in versions.items():
+                c = time.process_time()
+                mod.mirror_efficiency(**kw, **common)
+                best[name][i] = min(best[name][i], time.process_time() - c)
+        for name, mod in versions.items():
+            outs[name].append(mod.mirror_efficiency(**kw, **common))
     return best, outs
 
 
@@ -92,7 +98,6 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seed", type=int, default=17)
     ap.add_argument("--f-B-high", type=float, default=0.5, help="f_B_high of the field (any value)")
-    ap.add_argument("--rounds", type=int, default=1, help="alternate the versions this many times")
     args = ap.parse_args()
     models, common = inputs(args.store, args.models, args.f_B_high, args.seed)
     print(f"{len(models)} models, rows {models[0]['row']}..{models[-1]['row']}, "
@@ -108,24 +113,16 @@ def main() -> None:
         from tasks.kernels import mirroring  # imported by name: numba's on-disk cache is keyed by it
 
         versions["worktree"] = mirroring
-        for mod in versions.values():  # compile outside the timing
-            run(mod, models[:1], common, 1)
-        times = {name: [] for name in versions}
-        outs = {}
-        for _ in range(args.rounds):
-            for name, mod in versions.items():
-                t, o = run(mod, models, common, args.repeat)
-                times[name].append(t)
-                outs[name] = o
+        run(versions, models[:1], common, 1)  # compile outside the timing
+        times, outs = run(versions, models, common, args.repeat)
         first = next(iter(versions))
         for name in versions:
-            t = np.min(times[name], axis=0)
+            t = times[name]
             same = all(np.array_equal(a, b) for oa, ob in zip(outs[first], outs[name]) for a, b in zip(oa, ob))
             print(f"{name:>10}: {1e3 * t.mean():.2f} ms CPU per model (min {1e3 * t.min():.2f}, max {1e3 * t.max():.2f}),"
-                  f" {t.sum():.3f} s in all; bitwise equal to {first}: {same}")
-        t0 = np.min(times[first], axis=0)
+                  f" {t.sum():.3f} s in all; every output bitwise equal to {first}'s: {same}")
         for name in list(versions)[1:]:
-            print(f"{first} / {name}: x{t0.sum() / np.min(times[name], axis=0).sum():.3f}")
+            print(f"{first} / {name}: x{times[first].sum() / times[name].sum():.3f}")
 
 
 if __name__ == "__main__":
