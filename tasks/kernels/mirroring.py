@@ -47,7 +47,9 @@ descending E_p the ones that still need a segment are a contiguous head of the l
 every trajectory stops at its turning point (no padding). sin/cos of psi at the nodes come from
 delta without trigonometry (cos psi = 1 - delta, sin psi = sqrt(delta (2 - delta))); arcsin,
 the sin/cos of the Gauss-node angles and exp are branch-free polynomials (truncation < 1e-9
-relative; exp flushes to 0 below e^-700), so the lane loops compile to SIMD code. Same model,
+relative; exp flushes to 0 below e^-700), so the lane loops compile to SIMD code (AVX2 has no
+packed float64 <-> int64 conversion: exp keeps its exponent in floats and bit patterns; the rare
+z > 1/2 branch of arcsin is redone outside the loop). Same model,
 same nodes and same quadrature as the previous numpy implementation (agreement ~1e-13). Each
 template is computed on its own (same operations in the same order whatever the batch), so its
 results do not depend on batching or on the order of E_p.
@@ -97,6 +99,8 @@ _EXP_MIN = -700.0
 _LOG2E = 1.4426950408889634
 _LN2_HI = 0.6931471803691238  # Cody-Waite split of ln 2
 _LN2_LO = 1.9082149292705877e-10
+_ROUND = 6755399441055744.0  # 1.5 * 2^52
+_ROUND_BITS = 0x4338000000000000  # its bit pattern
 #: X_half / lambda_pp beyond which every outward-leg term is below e^_EXP_MIN, i.e. exactly 0
 #: (one unit of margin for the rounding of X_c = X_tot - X_in): the largest useful dark column.
 _DARK = -_EXP_MIN + 1.0
@@ -243,23 +247,34 @@ def _f64_from_bits(typingctx, bits):  # noqa: ANN001, ARG001
     return nb_types.float64(nb_types.int64), codegen
 
 
+@intrinsic
+def _bits_from_f64(typingctx, x):  # noqa: ANN001, ARG001
+    """The int64 bit pattern of a float64."""
+
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ARG001
+        return builder.bitcast(args[0], llvm_ir.IntType(64))
+
+    return nb_types.int64(nb_types.float64), codegen
+
+
 @nb.njit(**_INLINE)
 def _exp_neg(x: float) -> float:
     """exp(x) for x <= 0 (2^n p(r) with Cody-Waite reduction); 0 below _EXP_MIN and for NaN."""
     xc = x if x > _EXP_MIN else _EXP_MIN
-    n = math.floor(xc * _LOG2E + 0.5)
+    # n stays a float (np.floor; math.floor returns an int): AVX2 has no packed float64 <-> int64
+    # conversion, so either conversion would split the lane loops' vectors into scalars
+    n = np.floor(xc * _LOG2E + 0.5)
     r = (xc - n * _LN2_HI) - n * _LN2_LO
-    scale = _f64_from_bits((np.int64(n) + 1023) << 52)
+    # the integer n from the mantissa of n + 1.5 2^52 (exact: |n| < 2^51, unit spacing there)
+    scale = _f64_from_bits((_bits_from_f64(n + _ROUND) - _ROUND_BITS + 1023) << 52)
     return _p_exp(r) * scale if x > _EXP_MIN else 0.0
 
 
 @nb.njit(**_INLINE)
-def _asinc(z: float) -> float:
-    """arcsin(z)/z on [0, 1]: series below 1/2, asin z = pi/2 - 2 asin(sqrt((1 - z)/2)) above."""
+def _asinc_high(z: float) -> float:
+    """arcsin(z)/z on (1/2, 1] from asin z = pi/2 - 2 asin(sqrt((1 - z)/2))."""
     w2 = 0.5 * (1.0 - z)
-    w = math.sqrt(w2)
-    hi = (0.5 * math.pi - 2.0 * w * _p_asinc(w2)) / z
-    return _p_asinc(z * z) if z <= 0.5 else hi
+    return (0.5 * math.pi - 2.0 * math.sqrt(w2) * _p_asinc(w2)) / z
 
 
 @nb.njit(**_INLINE)
@@ -336,18 +351,34 @@ def _lanes(Y, P, n_seg, a, gam, phi_p, lam_pp, inv_pair, mirrored, dark, gt, gw,
         dc = min(max(d, 0.0), 2.0)
         S0[l] = math.sqrt(dc * (2.0 - dc))
         XI[l] = 0.0
-    # pass 1: X of every segment above the turning point -> X_half, Gamma_nu
+    # pass 1: X of every segment above the turning point -> X_half, Gamma_nu.
+    # Lanes [0, s) are settled: X_in > max(dark, 40) lambda_pp already. X_half only grows (every
+    # X_segment >= 0), so their Gamma_nu is exactly 1 (expm1 of an argument below -40 is -1.0)
+    # and they are dark or unmirrored, i.e. in the head that pass 2 skips: their deeper segments
+    # change no result and are not computed (18% of this pass's lane-segments on paper-grid
+    # main-sequence templates). The lane loops run on views that start at s (loops from 0
+    # vectorise).
+    settled = max(dark, 40.0)
+    s = 0
     hi = L
     for j in range(n_seg[0] if L > 0 else 0):
         while n_seg[hi - 1] <= j:
             hi -= 1
+        while s < hi and XI[s] > settled * lam_pp[s]:
+            s += 1
+        if s == hi:
+            break
+        m = hi - s
         dY = Y[j + 1] - Y[j]
         dPhi = P[j + 1] - P[j]
         inv_dphi = 1.0 / dPhi if dPhi > 0.0 else 0.0
         Pn = P[j + 1]
-        Dj, Dn, Sj, Sn, XSj, DPj, DYUj = D[j], D[j + 1], S[j], S[j + 1], XS[j], DP[j], DYU[j]
-        for l in range(hi):
-            db0 = (1.0 - gam[l]) - Pn * IPE[l]
+        Dj, Dn, Sj, Sn = D[j][s:], D[j + 1][s:], S[j][s:], S[j + 1][s:]
+        XSj, DPj, DYUj = XS[j][s:], DP[j][s:], DYU[j][s:]
+        gs, ps, ips, xis = gam[s:], phi_p[s:], IPE[s:], XI[s:]
+        l_high = m
+        for l in range(m):
+            db0 = (1.0 - gs[l]) - Pn * ips[l]
             Dn[l] = db0
             db = min(max(db0, 0.0), 2.0)
             sb = math.sqrt(db * (2.0 - db))
@@ -363,14 +394,35 @@ def _lanes(Y, P, n_seg, a, gam, phi_p, lam_pp, inv_pair, mirrored, dark, gt, gw,
             sbar = math.sqrt(max(0.5 * (omc + st * sb), 0.0))
             inv_ss = 1.0 / sbar if sbar > 0.0 else 1.0
             z = min(0.5 * dy * inv_ss, 1.0)
-            ratio = _asinc(z) * inv_ss  # dpsi/dy, exact for a segment
-            used = min(dy * (a * phi_p[l]) * inv_dphi, 1.0) if dPhi > 0.0 else 1.0
+            # dpsi/dy = asin(z)/z / sbar, exact for a segment. Here the series branch of
+            # asin(z)/z (z <= 1/2); lanes with z > 1/2 (few, mostly those turning in this segment)
+            # are redone below from l_high on: a sqrt and a division less in this loop
+            ratio = _p_asinc(z * z) * inv_ss
+            low = z <= 0.5
+            l_high = min(l_high, m if low else l)
+            used = min(dy * (a * ps[l]) * inv_dphi, 1.0) if dPhi > 0.0 else 1.0
             dyu = dY * used
             xs = dyu * ratio * inv_a if dt0 > 0.0 else 0.0
             XSj[l] = xs
             DPj[l] = ratio * dy
             DYUj[l] = dyu
-            XI[l] += xs
+            xis[l] += xs if low else 0.0  # X_in >= 0: adding 0.0 changes no bit
+        for l in range(l_high, m):
+            db = min(max(Dn[l], 0.0), 2.0)
+            dt0 = Dj[l]
+            dt = min(max(dt0, 0.0), 2.0)
+            dy = max(dt - db, 0.0)
+            et, eb = 2.0 - dt, 2.0 - db
+            omc = (dt + db - dt * db) if (2.0 - dt - db) >= 0.0 else (et + eb - et * eb)
+            sbar = math.sqrt(max(0.5 * (omc + Sj[l] * Sn[l]), 0.0))
+            inv_ss = 1.0 / sbar if sbar > 0.0 else 1.0
+            z = min(0.5 * dy * inv_ss, 1.0)
+            if not (z <= 0.5):
+                ratio = _asinc_high(z) * inv_ss
+                xs = DYUj[l] * ratio * inv_a if dt0 > 0.0 else 0.0
+                XSj[l] = xs
+                DPj[l] = ratio * dy
+                xis[l] += xs
     for l in range(L):
         xh = XI[l]
         out_n[l] = -math.expm1(-(2.0 * xh if mirrored[l] else xh) / lam_pp[l])
@@ -390,6 +442,11 @@ def _lanes(Y, P, n_seg, a, gam, phi_p, lam_pp, inv_pair, mirrored, dark, gt, gw,
     hi = L
     W0, W1, W2, W3 = W[0], W[1], W[2], W[3]
     XIo, XTo, LPo = XI[lo:], out_g[lo:], lam_pp[lo:]
+    t0, t1, t2 = (gt[0], gt[1], gt[2]) if ng == 3 else (0.0, 0.0, 0.0)
+    w0, w1, w2 = (gw[0], gw[1], gw[2]) if ng == 3 else (0.0, 0.0, 0.0)
+    G = W[4][lo:]  # sum of the segments' gamma-ray terms per lane (IPE is no longer needed)
+    for l in range(L - lo):
+        G[l] = 0.0
     for j in range(n_seg[lo] if lo < L else 0):
         while n_seg[hi - 1] <= j:
             hi -= 1
@@ -397,6 +454,35 @@ def _lanes(Y, P, n_seg, a, gam, phi_p, lam_pp, inv_pair, mirrored, dark, gt, gw,
         Yj = Y[j]
         Dj, Dn, Sj, Sn = D[j][lo:], D[j + 1][lo:], S[j][lo:], S[j + 1][lo:]
         XSj, DPj, DYUj = XS[j][lo:], DP[j][lo:], DYU[j][lo:]
+        if ng == 3 and gt2.size == ng:
+            # the usual rule, in one pass over the lanes (no tables through memory); the same
+            # operations in the same order as the general code below
+            for l in range(m):
+                dt = min(max(Dj[l], 0.0), 2.0)
+                db = min(max(Dn[l], 0.0), 2.0)
+                dy = max(dt - db, 0.0)
+                idy, yt, yb = 1.0 / dy, 1.0 - dt, 1.0 - db
+                dp = DPj[l]
+                h = (0.5 * t0) * dp
+                h2 = h * h
+                sh0, ch0 = h * _p_sinc(h2), _p_cos(h2)
+                h = (0.5 * t1) * dp
+                h2 = h * h
+                sh1, ch1 = h * _p_sinc(h2), _p_cos(h2)
+                h = (0.5 * t2) * dp
+                h2 = h * h
+                sh2, ch2 = h * _p_sinc(h2), _p_cos(h2)
+                st, sb, dyu, xt, xi, xs, lp = Sj[l], Sn[l], DYUj[l], XTo[l], XIo[l], XSj[l], LPo[l]
+                acc = 0.0
+                acc += w0 * _outward_term(sh0, ch0, sh2, ch2, dy, idy, yt, yb, st, sb, t0, Yj, dyu, xt, xi, xs, lp, a,
+                                          inv_pair)
+                acc += w1 * _outward_term(sh1, ch1, sh1, ch1, dy, idy, yt, yb, st, sb, t1, Yj, dyu, xt, xi, xs, lp, a,
+                                          inv_pair)
+                acc += w2 * _outward_term(sh2, ch2, sh0, ch0, dy, idy, yt, yb, st, sb, t2, Yj, dyu, xt, xi, xs, lp, a,
+                                          inv_pair)
+                G[l] += acc * xs  # the segment's gamma-ray term; segments in order, as before
+                XIo[l] = xi + xs
+            continue
         for l in range(m):
             dt = min(max(Dj[l], 0.0), 2.0)
             db = min(max(Dn[l], 0.0), 2.0)
@@ -430,15 +516,12 @@ def _lanes(Y, P, n_seg, a, gam, phi_p, lam_pp, inv_pair, mirrored, dark, gt, gw,
                              W0, W1, W2, W3, ACC)
         for l in range(m):
             xs = XSj[l]
-            DPj[l] = ACC[l] * xs  # row j of DP now holds the segment's gamma-ray term
+            G[l] += ACC[l] * xs
             XIo[l] += xs
     for l in range(lo):
         out_g[l] = 0.0
     for l in range(lo, L):
-        g = 0.0
-        for j in range(n_seg[l]):
-            g += DP[j, l]
-        out_g[l] = g / lam_pp[l] if mirrored[l] else 0.0
+        out_g[l] = G[l - lo] / lam_pp[l] if mirrored[l] else 0.0
 
 
 @nb.njit(**_JIT)
@@ -496,19 +579,32 @@ def _mirror_templates(Y, P, keep, a, gam, wd, phi_p, lam_pp, inv_pair, saturatio
                 Yt[nk] = Y[i, j]
                 Pt[nk] = P[i, j]
                 nk += 1
+        # Phi ascending (always, for real profiles): the turning nodes move by pointers, since
+        # Phi_m falls with E_p within a direction (the same indices as searchsorted's)
+        ascending = True
+        for j in range(1, n_nodes):
+            ascending &= P[i, j] >= P[i, j - 1]
         for d in range(a.size):
             c = a[d] * (1.0 - gam[d])
             L = 0
+            k = np.searchsorted(P[i], c * phi_p[n_p - 1], side="right")
+            kt = np.searchsorted(Pt[:nk], c * phi_p[n_p - 1], side="right")
             for p in range(n_p - 1, -1, -1):  # E_p descending: n_seg non-increasing along the lanes
                 phi_m = c * phi_p[p]
-                k = np.searchsorted(P[i], phi_m, side="right")
+                if ascending:
+                    while k > 0 and P[i, k - 1] > phi_m:
+                        k -= 1
+                    while kt > 0 and Pt[kt - 1] > phi_m:
+                        kt -= 1
+                else:
+                    k = np.searchsorted(P[i], phi_m, side="right")
+                    kt = np.searchsorted(Pt[:nk], phi_m, side="right")
                 mirrored = k < n_nodes
                 # saturation test on the unthinned nodes: column at the top of the turning segment
                 y_turn = Y[i, k - 1] if mirrored else Y[i, n_nodes - 1]
                 if y_turn >= saturation * lam_pp[p]:
                     G_n[i, p] += wd[d]
                     continue
-                kt = np.searchsorted(Pt[:nk], phi_m, side="right")
                 lane_p[L] = p
                 n_seg[L] = min(kt, nk - 1) if mirrored else nk - 1
                 mir[L] = mirrored
