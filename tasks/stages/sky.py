@@ -262,31 +262,36 @@ def apply_operators(blocks, n: int, lbar: dict, per_component: bool = False):
     so each component keeps its own operator.  Returns ``I``, ``err`` and optionally ``I_c``
     as :func:`galaxy_intensity`.
     """
+    from tasks.kernels.mapsum import add_dense, add_outer
+
     k = lbar[COMPONENTS[0]][0].shape[-1]
-    # Without per-component maps the components are summed as they come, in the order
-    # I_c.sum(axis=1) adds them (((c0 + c1) + c2) + ...), so the map is the same to the bit
-    # without a (rays x components x columns) array (200 MB per chunk at paper scale).
+    # The components are summed as they come, in the order I_c.sum(axis=1) adds them
+    # (((c0 + c1) + c2) + ...), so the map is the same to the bit without a (rays x components
+    # x columns) array (200 MB per chunk at paper scale); add_outer/add_dense do each
+    # component's sum and squared error in one pass over the block.
     I_c = np.zeros((n, len(COMPONENTS), k)) if per_component else None
-    I = np.zeros((n, k))
-    var = np.zeros((n, k))
+    I = np.empty((n, k))
+    var = np.empty((n, k))
     g, n_E = MESSENGERS.index("gamma"), len(lbar["energy"])
     for sl, ops, attenuated in blocks:
+        I_b, var_b = I[sl], var[sl]
         for ci, c in enumerate(COMPONENTS):
             L, S = lbar[c]  # (L_bar nodes, columns)
-            part = ops[c] @ L
-            err = ops[c] @ S
-            for j, A in attenuated.get(c, ()):
+            A = ops[c]
+            if L.shape[0] == 1 and isinstance(A, np.ndarray) and not attenuated.get(c) and not per_component:
+                add_outer(I_b, var_b, A[:, 0], L[0], S[0], ci == 0)  # a column times a row: no (rays x columns) product
+                continue
+            part = A @ L
+            err = A @ S
+            for j, A_j in attenuated.get(c, ()):
                 cols = [(a * len(MESSENGERS) + g) * n_E + j for a in range(len(SCENARIOS))]  # (scenario a, gamma, energy j)
-                part[:, cols] = A @ L[:, cols]
-                err[:, cols] = A @ S[:, cols]
+                part[:, cols] = A_j @ L[:, cols]
+                err[:, cols] = A_j @ S[:, cols]
             if per_component:
                 I_c[sl, ci] = part
-            if ci == 0:
-                I[sl] = part
-            else:
-                I[sl] += part
-            var[sl] += err**2
-    return (I, np.sqrt(var), I_c) if per_component else (I, np.sqrt(var))
+            add_dense(I_b, var_b, part, err, ci == 0)
+    np.sqrt(var, out=var)
+    return (I, var, I_c) if per_component else (I, var)
 
 
 class _Geometry:
