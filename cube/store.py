@@ -254,13 +254,17 @@ def setup_group(
     """Write the metadata and coordinates of ``template`` as a fresh group (overwriting it).
 
     Data variables must be dask arrays chunked ``chunk`` along ``chunk_dim`` and whole
-    along every other dim; nothing but coordinates and metadata is written.
+    along every other dim; nothing but coordinates and metadata is written.  A data
+    variable's codec is zarr's default (zstd) unless the template sets
+    ``encoding["compressors"]`` on it; the group keeps it for every chunk written later.
     """
     _mark_dirty(store)
     encoding = {}
     for name, var in template.data_vars.items():
         chunks = tuple(chunk if d == chunk_dim else template.sizes[d] for d in var.dims)
         encoding[name] = {"chunks": chunks}
+        if "compressors" in var.encoding:
+            encoding[name]["compressors"] = var.encoding["compressors"]
     with contextlib.suppress(FileNotFoundError):
         shutil.rmtree(Path(store) / group)
     shutil.rmtree(_ledger_dir(store, group), ignore_errors=True)

@@ -8,6 +8,7 @@ change integrates no ray and equals a fresh computation, a geometry change never
 operator, and a corrupt or pickled entry is rebuilt with a warning, never unpickled.
 """
 
+import json
 import pickle
 import shutil
 
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 import cube
+import zarr
 from tasks.runner import run
 from tasks.stages import sed as D
 from tasks.stages import sky as S
@@ -317,3 +319,34 @@ def test_a_map_above_the_cache_limit_is_integrated_uncached_with_the_same_number
     # an execution setting: not in the cube's recorded configuration, and nothing is stale after it
     assert x.attrs["config"] == y.attrs["config"] and "operator_cache_gb" not in x.attrs["config"]["sky"]
     assert run(tiny_config(), work, stages=["sky"]).stages["sky"].chunks_computed == 0
+
+
+def _codecs(store, group: str, var: str) -> list[str]:
+    meta = json.loads((store / group / var / "zarr.json").read_text())
+    return [c["name"] + (f"/{c['configuration'].get('cname')}" if c["name"] == "blosc" else "") for c in meta["codecs"]]
+
+
+def test_maps_are_blosc_lz4_and_a_map_stored_with_zstd_keeps_its_codec(tiny_store, tmp_path):
+    # The tiny store was built by this code: its maps are blosc lz4 (the sed means zarr's default).
+    for v in ("intensity", "intensity_stderr"):
+        assert _codecs(tiny_store, "sky", v) == ["bytes", "blosc/lz4"], v
+    assert _codecs(tiny_store, "sed", "mean_intensity") == ["bytes", "zstd"]
+    # A store built before has zstd maps: its chunks are recomputed in place, keep zstd and
+    # hold the same values, to the bit.
+    work = _copy(tiny_store, tmp_path)
+    for v in ("intensity", "intensity_stderr"):
+        old = zarr.open_array(str(work / "sky" / v), mode="r")
+        values = old[...]
+        new = zarr.create_array(
+            str(work / "sky" / v), shape=old.shape, chunks=old.chunks, dtype=old.dtype, fill_value=np.nan,
+            compressors=zarr.codecs.ZstdCodec(), dimension_names=old.metadata.dimension_names,
+            attributes=dict(old.attrs), overwrite=True,
+        )
+        new[...] = np.full_like(values, -1.0)  # wrong values, to be overwritten by the rerun
+    shutil.rmtree(work / "_ledger" / "sky")
+    res = run(tiny_config(), work, stages=["sky"]).stages["sky"]
+    assert res.chunks_computed == res.chunks_total == 3
+    ref, got = cube.open(tiny_store, "sky").load(), cube.open(work, "sky").load()
+    for v in ("intensity", "intensity_stderr"):
+        assert _codecs(work, "sky", v) == ["bytes", "zstd"], v
+        assert np.array_equal(got[v].values.view(np.uint64), ref[v].values.view(np.uint64)), v
