@@ -233,11 +233,12 @@ def read_rows(
     ``rows`` is a slice or an integer index array.  Opening without dask matters on a
     worker: a dask-backed ``load()`` there would schedule sub-tasks on the cluster and wait
     for them from inside a task.  ``variables`` (names of variables or coordinates) limits
-    what is read to them and the dims' index coordinates; default everything.
+    what is read to them and the index coordinates of their dims; default everything.
     """
     ds = xr.open_zarr(os.fspath(store), group=group, consolidated=False, zarr_format=3, chunks=None)
     if variables is not None:
-        keep = set(variables) | set(ds.dims)
+        names = set(variables)
+        keep = names | {d for n in names for d in ds[n].dims}
         ds = ds.drop_vars([k for k in ds.variables if k not in keep])
     return ds.isel({dim: rows}).load()
 

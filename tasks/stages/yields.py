@@ -559,11 +559,16 @@ def plan(config, store, client=None) -> StagePlan:
         "the calibration and F_sur only rescale the cached L_ball and L_mirror (no kernel call); "
         "a model reruns the mirroring kernel when its f_B or the kernel's inputs change"
     )
+    # Models whose f_B varies with mass are the ones a change of f_B_high or of the f_B law sends
+    # through the mirroring kernel; the others of a stale chunk (f_B_low) only rescale cached parts.
+    kernel = mirrored & np.asarray(tpl_meta.valid.values, bool) & (fb != mi.f_B_low)
+    kernel_before = np.concatenate([[0], np.cumsum(kernel)])
     return StagePlan(
         template=template,
         chunk=chunk,
         row_fingerprints=rows,
         attrs=attrs,
+        cost=lambda start, stop: float(kernel_before[stop] - kernel_before[start]),
         payload=YieldsPayload(
             store=str(store),
             xsec=xsec,
