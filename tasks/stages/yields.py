@@ -408,6 +408,8 @@ def chunk_parts(
     L_m = np.zeros(shape)
     todo = ok & payload.mirrored[start:stop]
     for other in sorted(folder.glob("*.npz")) if folder.is_dir() else ():
+        if not todo.any():
+            break  # every row found: the other versions need not be read
         old = _load_part(other, shape)
         if old is None or "rows" not in old:
             continue
