@@ -377,6 +377,7 @@ def chunk_parts(
         if tpl is None:
             tpl = cstore.read_rows(payload.store, "templates", "model", slice(start, stop), variables=_PROFILES)
         return tpl
+
     xs, args = payload.xsec, payload.args
     shared, quad = _kernel_inputs(xs, args)
     template = np.asarray(payload.template_rows[start:stop])
