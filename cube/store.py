@@ -32,7 +32,7 @@ import os
 import shutil
 import socket
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Iterable, Iterator, Mapping
 
 import warnings
 
@@ -225,14 +225,21 @@ def open_group_if_exists(store: str | os.PathLike, group: str, *, dask: bool = T
     return xr.open_zarr(os.fspath(store), group=group, consolidated=False, zarr_format=3, chunks=None)
 
 
-def read_rows(store: str | os.PathLike, group: str, dim: str, rows) -> xr.Dataset:
+def read_rows(
+    store: str | os.PathLike, group: str, dim: str, rows, variables: Iterable[str] | None = None
+) -> xr.Dataset:
     """Read rows of ``group`` along ``dim`` into memory without dask (for use inside workers).
 
     ``rows`` is a slice or an integer index array.  Opening without dask matters on a
     worker: a dask-backed ``load()`` there would schedule sub-tasks on the cluster and wait
-    for them from inside a task.
+    for them from inside a task.  ``variables`` (names of variables or coordinates) limits
+    what is read to them and the index coordinates of their dims; default everything.
     """
     ds = xr.open_zarr(os.fspath(store), group=group, consolidated=False, zarr_format=3, chunks=None)
+    if variables is not None:
+        names = set(variables)
+        keep = names | {d for n in names for d in ds[n].dims}
+        ds = ds.drop_vars([k for k in ds.variables if k not in keep])
     return ds.isel({dim: rows}).load()
 
 
@@ -316,16 +323,19 @@ def validate_chunk(store: str | os.PathLike, group: str, key: ChunkKey, chunk: x
     chunk computed for the wrong rows or with the wrong layout is never written.
     """
     g = zarr.open_group(os.fspath(store), path=group, mode="r", zarr_format=3)
+    # One metadata read per name (``get``, not ``in`` then ``[]``): a chunk is checked on every write.
     for name, var in chunk.data_vars.items():
-        if name not in g:
+        arr = g.get(name)
+        if not isinstance(arr, zarr.Array):
             raise StoreError(f"chunk {key.name}: variable {name!r} is not in group {group!r}")
-        stored_dims = tuple(g[name].metadata.dimension_names or ())
+        stored_dims = tuple(arr.metadata.dimension_names or ())
         if stored_dims != tuple(var.dims):
             raise StoreError(f"chunk {key.name}: {name!r} has dims {var.dims}, the group has {stored_dims}")
     for name, coord in chunk.coords.items():
-        if coord.dims != (key.dim,) or name not in g:
+        arr = g.get(name) if coord.dims == (key.dim,) else None
+        if not isinstance(arr, zarr.Array):
             continue
-        stored = g[name][key.start : key.stop]
+        stored = arr[key.start : key.stop]
         if not np.array_equal(np.asarray(stored), coord.values):
             raise StoreError(f"chunk {key.name}: coordinate {name!r} does not match the template's rows")
 

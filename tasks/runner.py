@@ -249,6 +249,9 @@ def run_stage(stage: Stage, config, store, client=None, console: Console | None 
         row_fps = list(rows[key.start : key.stop]) if rows is not None else []
         cstore.record(store, key, wanted[key], row_fps, group=target, start=key.start)
 
+    if plan.cost is not None:
+        # The scheduler starts queued chunks in the order they are submitted: longest first.
+        todo.sort(key=lambda k: -plan.cost(k.start, k.stop))
     tasks = [(k, _copy_and_write, (store, group, target, k, pos)) for k, pos in copies]
     tasks += [(k, _compute_and_write, (store, target, group, k, stage.compute, PAYLOAD)) for k in todo]
     _execute(tasks, client, done, group, console, payload=plan.payload if todo else None)

@@ -47,6 +47,10 @@ class StagePlan:
         Group attributes (configuration section, code version, calibration, ...).
     payload : object
         The input handed to the stage's ``compute``: an instance of its ``Stage.payload``.
+    cost : callable, optional
+        ``cost(start, stop) -> float``, the expected work of a chunk in any unit (say models a
+        kernel computes): chunks to compute are handed out largest first, so that a long one
+        does not start last while the other workers idle.  Only the order depends on it.
     """
 
     template: xr.Dataset
@@ -57,6 +61,7 @@ class StagePlan:
     notes: list[str] = field(default_factory=list)
     chunk_fingerprint: Callable[[int, int], str] | None = None
     describe: Callable[[list], dict] | None = None
+    cost: Callable[[int, int], float] | None = None
 
     def __post_init__(self) -> None:
         if (self.row_fingerprints is None) == (self.chunk_fingerprint is None):

@@ -63,6 +63,8 @@ __all__ = [
     "prepare",
     "compute",
     "chunk_parts",
+    "compact_coords",
+    "model_rows",
     "kernel_arguments",
     "surface_parameters",
     "find_sun",
@@ -118,6 +120,12 @@ class YieldsPayload:
         Main-sequence models at or below the Kraft break (the mirroring kernel's models).
     template_rows : tuple of str
         Fingerprint of every model's template row.
+    model_coords : dict
+        The per-model coordinates (:data:`cube.axes.MODEL_COORDS`, ``valid`` among them) of
+        every template as planned, so that a chunk reads the templates cube only for the
+        profiles of models a kernel computes: name -> (levels, codes) for strings, whose
+        rows are ``levels[codes]`` (a few distinct strings, up to 100 characters wide), else
+        name -> (values, None).  See :func:`model_rows`.
     ballistic_key, mirror_key : str
         Fingerprints of the inputs every model's L_ball, resp. L_mirror, shares (code, cross
         sections, CR spectrum, interactions, quadrature); with ``template_rows`` (and f_B for
@@ -132,6 +140,7 @@ class YieldsPayload:
     F_sur: np.ndarray
     mirrored: np.ndarray
     template_rows: tuple[str, ...]
+    model_coords: dict
     ballistic_key: str
     mirror_key: str
 
@@ -260,18 +269,19 @@ def _luminosity(tpl: xr.Dataset, xs: dict, args: dict, calibration: float):
 
 
 def compute(start: int, stop: int, payload: YieldsPayload) -> xr.Dataset:
-    """Luminosities of models ``[start, stop)`` [TeV^-1 s^-1], read from the templates cube.
+    """Luminosities of models ``[start, stop)`` [TeV^-1 s^-1].
 
     The chunk's ``L_ball`` and uncalibrated ``L_mirror`` come from the store's cache where
-    their inputs are unchanged (:func:`chunk_parts`); the scenarios are then combined with the
-    plan's F_sur and calibration (:func:`tasks.kernels.luminosity.combine_scenarios`).
-    Invalid templates (``valid`` False: no structure model, zero profiles) get zero
-    luminosity without calling the kernels.
+    their inputs are unchanged, else from the kernels on the templates cube's profiles
+    (:func:`chunk_parts`); the scenarios are then combined with the plan's F_sur and
+    calibration (:func:`tasks.kernels.luminosity.combine_scenarios`).  Invalid templates
+    (``valid`` False: no structure model, zero profiles) get zero luminosity without calling
+    the kernels.
     """
     from tasks.kernels.luminosity import combine_scenarios
 
-    tpl = cstore.read_rows(payload.store, "templates", "model", slice(start, stop))
-    L_b, L_m = chunk_parts(start, stop, payload, tpl)
+    meta = model_rows(payload.model_coords, start, stop)
+    L_b, L_m = chunk_parts(start, stop, payload)
     F = payload.F_sur[start:stop]
     L = np.stack(
         [L_b, combine_scenarios(L_b, L_m, F, payload.calibration, payload.args["calibration_applies_to"])], axis=1
@@ -282,8 +292,31 @@ def compute(start: int, stop: int, payload: YieldsPayload) -> xr.Dataset:
         "messenger": list(MESSENGERS),
         "energy": payload.xsec["energy"],
     }
-    coords.update({k: ("model", tpl[k].values) for k in MODEL_COORDS})
+    coords.update({k: ("model", meta[k]) for k in MODEL_COORDS})
     return xr.Dataset({"luminosity": (("model", "scenario", "messenger", "energy"), L)}, coords=coords)
+
+
+def compact_coords(meta: xr.Dataset) -> dict:
+    """The per-model coordinates of ``meta`` in the form of ``YieldsPayload.model_coords``.
+
+    Strings are kept as distinct values and codes: the payload goes to every worker, and a
+    column like ``invalid_reason`` (100 characters, empty for nearly every model) would be
+    most of it.
+    """
+    out = {}
+    for k in MODEL_COORDS:
+        v = np.asarray(meta[k].values)
+        if v.dtype.kind == "U":
+            levels, codes = np.unique(v, return_inverse=True)
+            out[k] = (levels, codes.astype(np.int32))
+        else:
+            out[k] = (v, None)
+    return out
+
+
+def model_rows(coords: dict, start: int, stop: int) -> dict[str, np.ndarray]:
+    """Rows ``[start, stop)`` of every coordinate of :func:`compact_coords`' result (same values and dtypes)."""
+    return {k: v[start:stop] if codes is None else v[codes[start:stop]] for k, (v, codes) in coords.items()}
 
 
 def _kernel_inputs(xs: dict, args: dict) -> tuple[dict, dict]:
@@ -315,7 +348,13 @@ def _save_part(path: Path, **arrays: np.ndarray) -> None:
     cstore.write_atomic(path, lambda tmp: np.savez(tmp, **arrays))
 
 
-def chunk_parts(start: int, stop: int, payload: YieldsPayload, tpl: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+#: What the kernels read of a template row (the rest of the row is in ``YieldsPayload.model_coords``).
+_PROFILES = ("radius", "rho", "v_conv", "column", "R_star")
+
+
+def chunk_parts(
+    start: int, stop: int, payload: YieldsPayload, tpl: xr.Dataset | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``L_ball`` and uncalibrated ``L_mirror`` of models ``[start, stop)``, both (n, 2, n_E) TeV^-1 s^-1.
 
     ``L_ball`` is cached in ``_cache/yields_ballistic/<key>.npz``, key = the combined row
@@ -324,13 +363,21 @@ def chunk_parts(start: int, stop: int, payload: YieldsPayload, tpl: xr.Dataset) 
     template row, f_B): rows whose fingerprint is found in any earlier version of the same chunk
     (same templates and kernel inputs, other f_B) are taken from it, so only models whose f_B
     changed run the mirroring kernel.  Files are written atomically and read with
-    ``allow_pickle=False``; an unreadable one is recomputed.
+    ``allow_pickle=False``; an unreadable one is recomputed.  ``tpl`` (the templates cube's
+    rows ``[start, stop)``) is read from the store only if a kernel runs, when not given.
     """
     from tasks.kernels.luminosity import ballistic_luminosity, mirror_luminosity
 
     n, n_e = stop - start, payload.xsec["energy"].size
     shape = (n, len(MESSENGERS), n_e)
-    ok = np.asarray(tpl.valid.values, bool)
+    ok = np.asarray(model_rows(payload.model_coords, start, stop)["valid"], bool)
+
+    def profiles() -> xr.Dataset:
+        nonlocal tpl
+        if tpl is None:
+            tpl = cstore.read_rows(payload.store, "templates", "model", slice(start, stop), variables=_PROFILES)
+        return tpl
+
     xs, args = payload.xsec, payload.args
     shared, quad = _kernel_inputs(xs, args)
     template = np.asarray(payload.template_rows[start:stop])
@@ -343,7 +390,7 @@ def chunk_parts(start: int, stop: int, payload: YieldsPayload, tpl: xr.Dataset) 
     else:
         L_b = np.zeros(shape)
         if ok.any():
-            t = tpl.isel(model=np.flatnonzero(ok))
+            t = profiles().isel(model=np.flatnonzero(ok))
             L_b[ok] = ballistic_luminosity(
                 t.radius.values, t.rho.values, t.R_star.values, xs["E_p"], xs["sigma_inel"], xs["dsigma"],
                 n_b=args["n_b"], b_depth_min=args["b_depth_min"], **shared,
@@ -362,6 +409,8 @@ def chunk_parts(start: int, stop: int, payload: YieldsPayload, tpl: xr.Dataset) 
     L_m = np.zeros(shape)
     todo = ok & payload.mirrored[start:stop]
     for other in sorted(folder.glob("*.npz")) if folder.is_dir() else ():
+        if not todo.any():
+            break  # every row found: the other versions need not be read
         old = _load_part(other, shape)
         if old is None or "rows" not in old:
             continue
@@ -370,7 +419,7 @@ def chunk_parts(start: int, stop: int, payload: YieldsPayload, tpl: xr.Dataset) 
         todo &= ~hit
     if todo.any():
         idx = np.flatnonzero(todo)
-        t = tpl.isel(model=idx)
+        t = profiles().isel(model=idx)
         L_m[idx] = mirror_luminosity(
             t.radius.values, t.rho.values, t.v_conv.values, t.column.values, t.R_star.values,
             payload.f_B[start:stop][idx], xs["E_p"], xs["sigma_inel"], xs["dsigma"], **quad, **shared,
@@ -513,11 +562,16 @@ def plan(config, store, client=None) -> StagePlan:
         "the calibration and F_sur only rescale the cached L_ball and L_mirror (no kernel call); "
         "a model reruns the mirroring kernel when its f_B or the kernel's inputs change"
     )
+    # Models whose f_B varies with mass are the ones a change of f_B_high or of the f_B law sends
+    # through the mirroring kernel; the others of a stale chunk (f_B_low) only rescale cached parts.
+    kernel = mirrored & np.asarray(tpl_meta.valid.values, bool) & (fb != mi.f_B_low)
+    kernel_before = np.concatenate([[0], np.cumsum(kernel)])
     return StagePlan(
         template=template,
         chunk=chunk,
         row_fingerprints=rows,
         attrs=attrs,
+        cost=lambda start, stop: float(kernel_before[stop] - kernel_before[start]),
         payload=YieldsPayload(
             store=str(store),
             xsec=xsec,
@@ -527,6 +581,7 @@ def plan(config, store, client=None) -> StagePlan:
             F_sur=F,
             mirrored=mirrored,
             template_rows=tuple(inp.tpl_rows),
+            model_coords=compact_coords(tpl_meta),
             **_part_keys(config, inp),
         ),
         notes=notes,

@@ -157,3 +157,14 @@ def test_open_loads_small_coordinates_and_keeps_data_lazy(tmp_path):
     assert set(ms.stage.values.astype(str)) == {"MS"} and hasattr(ms.rho.data, "dask")
     heavy = ds.sel(model=ds.mass_init > 3)
     assert (heavy.mass_init > 3).all() and heavy.sizes["model"] < ds.sizes["model"]
+
+
+def test_read_rows_of_named_variables_reads_only_them(store):
+    cs.setup_group(store, "xsec", _template(), "E_p", 3)
+    for key in chunk_keys("xsec", "E_p", 7, 3):
+        cs.write_chunk(store, "xsec", key, _chunk(key))
+    every = cs.read_rows(store, "xsec", "E_p", slice(2, 5))
+    some = cs.read_rows(store, "xsec", "E_p", slice(2, 5), variables=["sigma_inel"])
+    assert set(some.variables) == {"sigma_inel", "E_p"} < set(every.variables)
+    np.testing.assert_array_equal(some.sigma_inel.values, [30.0, 40.0, 50.0])
+    xr.testing.assert_identical(some.sigma_inel, every.sigma_inel)

@@ -398,3 +398,48 @@ def test_calibrating_both_messengers_breaks_the_bound(built, tmp_path):
     claim = lambda s: {c["key"]: c for c in galactic_claims(s)}["sun_nu_over_black_sphere_1TeV_mirroring"]  # noqa: E731
     assert claim(store)["agrees"] is True and claim(store)["ours"] <= 1 + 1e-3
     assert claim(work)["agrees"] is False and claim(work)["ours"] > 1.3
+
+
+def test_the_payload_coordinates_give_every_row_as_stored(built):
+    from tasks.stages.yields import compact_coords, model_rows
+
+    store, _ = built
+    tpl = cube.open(store, "templates").load()
+    coords = compact_coords(tpl)
+    for start, stop in ((0, 3), (5, tpl.sizes["model"])):
+        rows = model_rows(coords, start, stop)
+        for k, v in rows.items():
+            want = tpl[k].values[start:stop]
+            assert v.dtype == want.dtype and np.array_equal(v, want), k
+
+
+def test_cached_parts_read_no_template_profiles_and_kernel_chunks_go_first(built, tmp_path, monkeypatch):
+    from cube import store as cstore
+    from tasks.stages import yields
+
+    store, _ = built
+    work = tmp_path / "s.zarr"
+    shutil.copytree(store, work)
+    # the 0.5 Msun models at f_B_low, so that a new f_B_high leaves them to rescale only
+    low = {"f_B_mass_low": 0.6}
+    run(_config(mirroring=low), work, stages=["yields"])
+    before = cube.open(work, "yields").luminosity.values
+    reads, order = [], []
+    real_read, real_parts = cstore.read_rows, yields.chunk_parts
+    monkeypatch.setattr(cstore, "read_rows", lambda s, g, *a, **k: reads.append(g) or real_read(s, g, *a, **k))
+    monkeypatch.setattr(yields, "chunk_parts", lambda start, *a, **k: order.append(start) or real_parts(start, *a, **k))
+    calls = _mirror_kernel_rows(monkeypatch)
+    res = run(_config(mirroring={**low, "f_B_high": 0.55}), work, stages=["yields"]).stages["yields"]
+    y = cube.open(work, "yields")
+    ms, m = (y.stage == "MS").values & y.valid.values.astype(bool), y.mass_init.values
+    kernel = np.flatnonzero(ms & (m > 0.6) & (m <= 1.41))
+    rescaled = np.flatnonzero(ms & (m <= 0.6))
+    # chunks of one model, handed out in order in sync mode: the kernel's ones first
+    assert kernel.size and rescaled.size and res.chunks_computed == len(order) == kernel.size + rescaled.size
+    assert sorted(order[: kernel.size]) == kernel.tolist() and sorted(order[kernel.size :]) == rescaled.tolist()
+    assert sum(calls) == kernel.size and reads.count("templates") == kernel.size
+    # back: every part is cached, no chunk reads the templates cube, the cube is the first one again
+    reads.clear()
+    run(_config(mirroring=low), work, stages=["yields"])
+    assert "templates" not in reads
+    np.testing.assert_array_equal(cube.open(work, "yields").luminosity.values, before)
