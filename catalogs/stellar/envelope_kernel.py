@@ -40,6 +40,7 @@ G_GRAV = _c.G.cgs.value
 SIGMA_SB = _c.sigma_sb.cgs.value
 
 _JIT = jit_options(__file__)
+_INLINE = dict(_JIT, inline="always")
 
 # The numpy code divided by np.log(10.0); the same double, computed once.
 _LN10 = float(np.log(10.0))
@@ -51,6 +52,21 @@ _TWO_THIRDS = 2.0 / 3.0
 def _np_maximum0(v):
     """``numpy.maximum(v, 0.0)`` for one double (NaN propagates)."""
     return v if (v >= 0.0 or v != v) else 0.0
+
+
+@nb.njit(**_INLINE)
+def _saha(ne, KH, KD, K1, K2, nuH, nuHe, nuD):  # noqa: ANN001, ANN202
+    """Ionised fractions of H (x) and the donor (xd), the He ratios f1, f2 and D = 1 + f1 + f2, and
+    the free electrons per unit mass E at electron density ``ne``: what the Newton solve and the
+    final state both evaluate (one set of operations, so both keep the numpy EOS's bits)."""
+    x = KH / (KH + ne)
+    xd = KD / (KD + ne)
+    f1 = K1 / ne
+    f2 = f1 * (K2 / ne)
+    D = 1.0 + f1 + f2
+    y1 = f1 / D
+    y2 = f2 / D
+    return x, xd, f1, f2, D, nuH * x + nuHe * (y1 + 2.0 * y2) + nuD * xd
 
 
 @nb.njit(**_JIT)
@@ -91,15 +107,7 @@ def _eos_P_T(P, T, nuH, nuHe, nuD, nunuc, rho, nad, cP, delta, state):
             if frozen[j]:
                 again = again or big[j]
                 continue
-            ne = np.exp(u[j])
-            x = KH[j] / (KH[j] + ne)
-            xd = KD[j] / (KD[j] + ne)
-            f1 = K1[j] / ne
-            f2 = f1 * (K2[j] / ne)
-            D = 1.0 + f1 + f2
-            y1 = f1 / D
-            y2 = f2 / D
-            E = nuH[j] * x + nuHe[j] * (y1 + 2.0 * y2) + nuD[j] * xd
+            x, xd, f1, f2, D, E = _saha(np.exp(u[j]), KH[j], KD[j], K1[j], K2[j], nuH[j], nuHe[j], nuD[j])
             df1 = -f1
             df2 = -2.0 * f2
             dD = df1 + df2
@@ -120,15 +128,7 @@ def _eos_P_T(P, T, nuH, nuHe, nuD, nunuc, rho, nad, cP, delta, state):
             break
     for j in range(m):
         Tj = T[j]
-        ne = np.exp(u[j])
-        x = KH[j] / (KH[j] + ne)
-        xd = KD[j] / (KD[j] + ne)
-        f1 = K1[j] / ne
-        f2 = f1 * (K2[j] / ne)
-        D = 1.0 + f1 + f2
-        y1 = f1 / D
-        y2 = f2 / D
-        E = nuH[j] * x + nuHe[j] * (y1 + 2.0 * y2) + nuD[j] * xd
+        x, xd, f1, f2, D, E = _saha(np.exp(u[j]), KH[j], KD[j], K1[j], K2[j], nuH[j], nuHe[j], nuD[j])
         r = Pg[j] / (K_B * Tj * (nunuc[j] + E))
         rho[j] = r
         if not state:
