@@ -300,6 +300,21 @@ def _kappa_atm(tau, Pg, Teff, nu, xz, tab, kap):
 
 
 @nb.njit(**_JIT)
+def _pressure_at(tau, n_iter, Pg, Teff, g, f_rad, nu, xz, tab, kap):  # noqa: ANN001, ANN202
+    """Gas pressure at optical depth ``tau`` (Pg, updated in place from its start value) by
+    ``n_iter`` steps of the numpy code's damped fixed point P <- sqrt(P tau (g/kappa - f_rad)),
+    then the opacity there (kap)."""
+    for _ in range(n_iter):
+        _kappa_atm(tau, Pg, Teff, nu, xz, tab, kap)
+        for j in range(Pg.size):
+            target = tau * (g[j] / kap[j] - f_rad[j])
+            if not target > 0:
+                target = 1e-30 * Pg[j]
+            Pg[j] = np.sqrt(Pg[j] * target)
+    _kappa_atm(tau, Pg, Teff, nu, xz, tab, kap)
+
+
+@nb.njit(**_JIT)
 def atmosphere(Teff, g, nu, xz, tab, tau_top, grid, simple):
     """Grey Eddington atmosphere of every star: P_gas [dyn cm^-2] and column [g cm^-2] at tau = 2/3, ok.
 
@@ -323,28 +338,14 @@ def atmosphere(Teff, g, nu, xz, tab, tau_top, grid, simple):
     ok = np.empty(n, np.bool_)
     if simple:
         tau = _TWO_THIRDS
-        for _ in range(40):
-            _kappa_atm(tau, Pg, Teff, nu, xz, tab, kap)
-            for j in range(n):
-                target = tau * (g[j] / kap[j] - f_rad[j])
-                if not target > 0:
-                    target = 1e-30 * Pg[j]
-                Pg[j] = np.sqrt(Pg[j] * target)
-        _kappa_atm(tau, Pg, Teff, nu, xz, tab, kap)
+        _pressure_at(tau, 40, Pg, Teff, g, f_rad, nu, xz, tab, kap)
         col = np.empty(n)
         for j in range(n):
             ok[j] = (g[j] / kap[j] > f_rad[j]) and np.isfinite(Pg[j])
             col[j] = tau / kap[j]
         return Pg, col, ok
     # starting gas pressure at tau_top: the damped fixed point of the numpy code
-    for _ in range(30):
-        _kappa_atm(tau_top, Pg, Teff, nu, xz, tab, kap)
-        for j in range(n):
-            target = tau_top * (g[j] / kap[j] - f_rad[j])
-            if not target > 0:
-                target = 1e-30 * Pg[j]
-            Pg[j] = np.sqrt(Pg[j] * target)
-    _kappa_atm(tau_top, Pg, Teff, nu, xz, tab, kap)
+    _pressure_at(tau_top, 30, Pg, Teff, g, f_rad, nu, xz, tab, kap)
     y0 = np.empty(n)
     y1 = np.empty(n)
     for j in range(n):
