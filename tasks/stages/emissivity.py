@@ -28,7 +28,7 @@ from tasks.stages.population import galaxy_grid, thin_offsets
 
 __all__ = ["STAGE", "SCHEMA", "EmissivityPayload", "plan", "compute", "population_index", "batch_means"]
 
-CODE_VERSION = "emissivity/2 batch-means+estimator"
+CODE_VERSION = "emissivity/3 sparse-batch-means"
 
 _DIMS5 = ("R", "z", "scenario", "messenger", "energy")
 _DIMS6 = ("R", "z", "component", "scenario", "messenger", "energy")
@@ -139,11 +139,15 @@ def batch_means(weight: np.ndarray, weight_batch: np.ndarray, luminosity: np.nda
     err = np.empty((n_pop, flat.shape[1]))
     # One population at a time on one BLAS thread: the same product, summed in the same
     # order, whichever chunk or process computes it (bit-identical cubes for any chunking
-    # and any number of workers).
+    # and any number of workers).  Only the templates a population's stars fall on enter its
+    # product (~1 in 10 at paper scale): the zeros would add nothing but memory traffic.
     with threadpool_limits(limits=1, user_api="blas"):
         for p in range(n_pop):
-            mean[p] = np.asarray(weight[p], np.float64) @ flat
-            Lb = np.asarray(weight_batch[p], np.float64) @ flat
+            w, wb = weight[p], weight_batch[p]
+            hit = np.flatnonzero((w != 0) | (wb != 0).any(axis=0))
+            sub = flat[hit]
+            mean[p] = np.asarray(w[hit], np.float64) @ sub
+            Lb = np.asarray(wb[:, hit], np.float64) @ sub
             err[p] = Lb.std(axis=0, ddof=1) / np.sqrt(n_b)
     shape = (n_pop,) + luminosity.shape[1:]
     return mean.reshape(shape), err.reshape(shape)
@@ -166,9 +170,14 @@ def _yields_luminosity(store: str, key: str) -> tuple[np.ndarray, np.ndarray]:
     got = _YIELDS_CACHE.get(key)
     if got is not None:
         return got
-    y = xr.open_zarr(store, group="yields", consolidated=False, zarr_format=3, chunks=None)
-    L = y.luminosity.transpose("model", "scenario", "messenger", "energy").values
-    out = (L, np.asarray(y.valid.values, bool))
+    import zarr
+
+    # zarr itself, not xarray's lazy indexing: the cube's dims are already (model, scenario,
+    # messenger, energy) (its schema), and the array arrives without a second copy (1.0 s
+    # against 1.9 s for the paper's 283 MB).
+    y = zarr.open_group(str(store), path="yields", mode="r", zarr_format=3)
+    L = np.asarray(y["luminosity"][...])
+    out = (L, np.asarray(y["valid"][...], bool))
     _YIELDS_CACHE.clear()
     _MEANS_CACHE.clear()
     _YIELDS_CACHE[key] = out
@@ -187,14 +196,14 @@ def _population_means(payload: EmissivityPayload, used: np.ndarray) -> tuple[np.
     todo = np.array([p for p, k in zip(used, keys) if k not in _MEANS_CACHE], dtype=np.int64)
     if todo.size:
         pop = xr.open_zarr(payload.store, group="population", consolidated=False, zarr_format=3, chunks=None)
-        weight = pop.weight.isel(population=todo).values  # every estimator, for the check below
+        e = list(pop.estimator.values).index(est)
+        weight = pop.weight.isel(population=todo, estimator=e).values
         # Invalid templates have zero yields by construction; a weight on one would silently
         # drop stars, so it is an error (population and yields made from different libraries).
-        if weight[..., ~valid].any():
+        if weight[:, ~valid].any():
             raise ValueError("population weights fall on invalid templates (no structure model); rerun population")
-        e = list(pop.estimator.values).index(est)
         batch = pop.weight_batch.isel(population=todo, estimator=e).values
-        mean, err = batch_means(weight[:, e], batch, L)
+        mean, err = batch_means(weight, batch, L)
         for i, p in enumerate(todo):
             _MEANS_CACHE[(payload.yields_key, est, payload.population_rows[p])] = (mean[i], err[i])
     got = [_MEANS_CACHE[k] for k in keys]
