@@ -288,30 +288,37 @@ def setup_group(
 
 
 def write_chunk(store: str | os.PathLike, group: str, key: ChunkKey, chunk: xr.Dataset) -> ChunkKey:
-    """Write one computed chunk into its region of ``group`` (``mode="r+"``); runs on workers.
+    """Write one computed chunk into its region of ``group`` (an existing group); runs on workers.
 
     Only data variables spanning the chunked dim are written: coordinates were written
     with the template, and rewriting them here would make workers read-modify-write the
-    same coordinate chunk concurrently.  Returns ``key`` so that the client can record
-    the fingerprint.
+    same coordinate chunk concurrently.  Each variable goes straight to its zarr array,
+    in the array's dim order and dtype, with the codec the group was set up with: the same
+    bytes as ``Dataset.to_zarr(region=...)`` writes (these groups hold no CF-encoded
+    variables), without its per-call reading of the group's metadata (12-20 ms a chunk).
+    Every chunk file is written, including one holding only the fill value.  Returns ``key``
+    so that the client can record the fingerprint.
     """
     if chunk.sizes.get(key.dim) != len(key):
         raise StoreError(
             f"chunk {key.name} of {group!r} has {chunk.sizes.get(key.dim)} rows along {key.dim!r}, "
             f"expected {len(key)}"
         )
-    keep = [v for v in chunk.data_vars if key.dim in chunk[v].dims]
-    sub = chunk[keep].drop_vars(list(chunk.coords))
-    sub.attrs = {}
-    sub.to_zarr(
-        os.fspath(store),
-        group=group,
-        region=key.region,
-        mode="r+",
-        consolidated=False,
-        zarr_format=3,
-        write_empty_chunks=True,
-    )
+    g = zarr.open_group(os.fspath(store), path=group, mode="r+", zarr_format=3)
+    region = key.region
+    for name, var in chunk.data_vars.items():
+        if key.dim not in var.dims:
+            continue
+        arr = g.get(name)
+        if not isinstance(arr, zarr.Array):
+            raise StoreError(f"chunk {key.name}: variable {name!r} is not in group {group!r}")
+        dims = tuple(arr.metadata.dimension_names or ())
+        if set(dims) != set(var.dims):
+            raise StoreError(f"chunk {key.name}: {name!r} has dims {var.dims}, the group has {dims}")
+        data = np.asarray(var.transpose(*dims).values)
+        if data.dtype != arr.dtype:
+            data = data.astype(arr.dtype)
+        arr.with_config({"write_empty_chunks": True})[tuple(region.get(d, slice(None)) for d in dims)] = data
     return key
 
 

@@ -5,6 +5,7 @@ import dask.array as da
 import numpy as np
 import pytest
 import xarray as xr
+import zarr
 
 import cube
 from cube import store as cs
@@ -168,3 +169,60 @@ def test_read_rows_of_named_variables_reads_only_them(store):
     assert set(some.variables) == {"sigma_inel", "E_p"} < set(every.variables)
     np.testing.assert_array_equal(some.sigma_inel.values, [30.0, 40.0, 50.0])
     xr.testing.assert_identical(some.sigma_inel, every.sigma_inel)
+
+
+def _mixed_template(n=6):
+    ds = xr.Dataset(
+        {
+            "f64": (("row", "col"), da.zeros((n, 3), chunks=(2, 3))),
+            "f32": (("row", "col"), da.zeros((n, 3), dtype=np.float32, chunks=(2, 3))),
+            "i64": (("row",), da.zeros((n,), dtype=np.int64, chunks=(2,))),
+            "flag": (("row",), da.zeros((n,), dtype=bool, chunks=(2,))),
+            "label": (("row",), da.full((n,), "", dtype="<U7", chunks=(2,))),
+        },
+        coords={"row": np.arange(n), "col": [0.5, 1.5, 2.5]},
+    )
+    ds["f64"].encoding["compressors"] = (zarr.codecs.BloscCodec(cname="lz4", shuffle="shuffle", typesize=8),)
+    return ds
+
+
+def _mixed_chunk(key):
+    r = np.arange(key.start, key.stop)
+    f = np.where(r[:, None] == 3, np.nan, r[:, None] * 1.1 + np.arange(3.0))
+    if key.start == 4:
+        f[:] = np.nan  # only the fill value: still written
+    return xr.Dataset(
+        {
+            "f64": (("col", "row"), f.T),  # the group's dims in another order
+            "f32": (("row", "col"), f / 3),  # float64 values into a float32 array
+            "i64": (("row",), r * 7),
+            "flag": (("row",), r % 2 == 0),
+            "label": (("row",), np.array([f"m{i}" for i in r], dtype="<U7")),
+        },
+        coords={"row": r, "col": [0.5, 1.5, 2.5]},
+    )
+
+
+def test_write_chunk_writes_the_bytes_xarray_writes(tmp_path):
+    # The reference is xarray's own region write into a twin group set up the same way.
+    mine, ref = tmp_path / "mine.zarr", tmp_path / "ref.zarr"
+    for s in (mine, ref):
+        cs.setup_group(s, "g", _mixed_template(), "row", 2)
+    for key in chunk_keys("g", "row", 6, 2):
+        chunk = _mixed_chunk(key)
+        cs.write_chunk(mine, "g", key, chunk)
+        chunk.drop_vars(list(chunk.coords)).to_zarr(
+            ref, group="g", region=key.region, mode="r+", consolidated=False, zarr_format=3, write_empty_chunks=True
+        )
+    for name in ("f64", "f32", "i64", "flag", "label"):
+        a = zarr.open_array(mine, path=f"g/{name}", mode="r")
+        b = zarr.open_array(ref, path=f"g/{name}", mode="r")
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a[...], b[...])
+        files = sorted(p.relative_to(mine / "g" / name) for p in (mine / "g" / name / "c").rglob("*") if p.is_file())
+        assert len(files) == 3, name  # every chunk, the one of fill values included
+        for f in files:
+            assert (mine / "g" / name / f).read_bytes() == (ref / "g" / name / f).read_bytes(), (name, f)
+    got = xr.open_zarr(mine, group="g", consolidated=False)
+    assert np.isnan(got.f64.values[3:]).all() and not np.isnan(got.f64.values[:3]).any()
+    assert list(got.label.values) == [f"m{i}" for i in range(6)]
