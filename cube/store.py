@@ -287,6 +287,14 @@ def setup_group(
     )
 
 
+def _stored_array(g: zarr.Group, group: str, key: ChunkKey, name: str) -> tuple[zarr.Array, tuple[str, ...]]:
+    """The array ``name`` of the open group ``g`` and its dims (one metadata read), or a :class:`StoreError`."""
+    arr = g.get(name)
+    if not isinstance(arr, zarr.Array):
+        raise StoreError(f"chunk {key.name}: variable {name!r} is not in group {group!r}")
+    return arr, tuple(arr.metadata.dimension_names or ())
+
+
 def write_chunk(store: str | os.PathLike, group: str, key: ChunkKey, chunk: xr.Dataset) -> ChunkKey:
     """Write one computed chunk into its region of ``group`` (an existing group); runs on workers.
 
@@ -309,10 +317,7 @@ def write_chunk(store: str | os.PathLike, group: str, key: ChunkKey, chunk: xr.D
     for name, var in chunk.data_vars.items():
         if key.dim not in var.dims:
             continue
-        arr = g.get(name)
-        if not isinstance(arr, zarr.Array):
-            raise StoreError(f"chunk {key.name}: variable {name!r} is not in group {group!r}")
-        dims = tuple(arr.metadata.dimension_names or ())
+        arr, dims = _stored_array(g, group, key, name)
         if set(dims) != set(var.dims):
             raise StoreError(f"chunk {key.name}: {name!r} has dims {var.dims}, the group has {dims}")
         data = np.asarray(var.transpose(*dims).values)
@@ -332,10 +337,7 @@ def validate_chunk(store: str | os.PathLike, group: str, key: ChunkKey, chunk: x
     g = zarr.open_group(os.fspath(store), path=group, mode="r", zarr_format=3)
     # One metadata read per name (``get``, not ``in`` then ``[]``): a chunk is checked on every write.
     for name, var in chunk.data_vars.items():
-        arr = g.get(name)
-        if not isinstance(arr, zarr.Array):
-            raise StoreError(f"chunk {key.name}: variable {name!r} is not in group {group!r}")
-        stored_dims = tuple(arr.metadata.dimension_names or ())
+        _, stored_dims = _stored_array(g, group, key, name)
         if stored_dims != tuple(var.dims):
             raise StoreError(f"chunk {key.name}: {name!r} has dims {var.dims}, the group has {stored_dims}")
     for name, coord in chunk.coords.items():

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
+import zarr
 
 from cube import store as cstore
 from cube.axes import ENERGY, MESSENGER, MESSENGERS, SCENARIO, SCENARIOS
@@ -170,8 +171,6 @@ def _yields_luminosity(store: str, key: str) -> tuple[np.ndarray, np.ndarray]:
     got = _YIELDS_CACHE.get(key)
     if got is not None:
         return got
-    import zarr
-
     # zarr itself, not xarray's lazy indexing: the cube's dims are already (model, scenario,
     # messenger, energy) (its schema), and the array arrives without a second copy (1.0 s
     # against 1.9 s for the paper's 283 MB).
