@@ -125,11 +125,16 @@ class SkyPayload:
         HEALPix resolution (RING ordering).
     components : bool
         Also write the map of each Galactic component.
+    centres : str, optional
+        The ``(2, 12 nside^2)`` array of pixel centres (l, b) [deg] :func:`prepare` cached
+        (read memory-mapped, one chunk's rows at a time); without it, or if it is gone, a
+        chunk asks healpy (whose import, with matplotlib's, is ~1 s of a worker's first chunk).
     """
 
     los: dict
     nside: int
     components: bool
+    centres: str | None = None
 
 
 BLOCK = 1024  # rays per block: bounds memory (steps x BLOCK x a few arrays)
@@ -466,14 +471,23 @@ def _stored_operator(data, c: str, mode: str, shape: tuple[int, int]):
     return A
 
 
-def compute(start: int, stop: int, payload: SkyPayload) -> xr.Dataset:
-    """Intensity maps of pixels ``[start, stop)`` [TeV^-1 cm^-2 s^-1 sr^-1]."""
+def _pixel_centres(nside: int, start: int, stop: int, cached: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """(l, b) [deg] of RING pixels ``[start, stop)``: from :func:`prepare`'s cache, else from healpy."""
+    if cached is not None:
+        lb = _read_centres(Path(cached), nside, mmap=True)
+        if lb is not None:
+            return np.array(lb[0][start:stop]), np.array(lb[1][start:stop])
     import healpy as hp
 
+    return hp.pix2ang(nside, np.arange(start, stop), lonlat=True)
+
+
+def compute(start: int, stop: int, payload: SkyPayload) -> xr.Dataset:
+    """Intensity maps of pixels ``[start, stop)`` [TeV^-1 cm^-2 s^-1 sr^-1]."""
     los = payload.los
     lbar = emissivity_inputs(los["store"], los["emissivity_key"], los["modes"])
     pix = np.arange(start, stop)
-    l, b = hp.pix2ang(payload.nside, pix, lonlat=True)
+    l, b = _pixel_centres(payload.nside, start, stop, payload.centres)
     n_E = len(lbar["energy"])
     shape = (stop - start, len(SCENARIOS), len(MESSENGERS), n_E)
     entry = sky_entry(los, payload.nside, start, stop)
@@ -535,7 +549,7 @@ def _kappa(config, energy: np.ndarray) -> np.ndarray | None:
 
 
 def _centres_path(store, nside: int):
-    return cstore.cache_path(store, "healpix", f"ring-nside{nside}.npz")
+    return cstore.cache_path(store, "healpix", f"ring-nside{nside}.npy")
 
 
 def prepare(config, store, client=None) -> None:
@@ -543,22 +557,22 @@ def prepare(config, store, client=None) -> None:
 
     Called by the runner when the stage runs, never by ``status``.
     """
-    import healpy as hp
-
     nside = config.sky.nside
     path = _centres_path(store, nside)
     if _read_centres(path, nside) is None:
-        l, b = hp.pix2ang(nside, np.arange(hp.nside2npix(nside)), lonlat=True)
-        cstore.write_atomic(path, lambda tmp: np.savez(tmp, l=l, b=b))
+        import healpy as hp
+
+        lb = np.stack(hp.pix2ang(nside, np.arange(hp.nside2npix(nside)), lonlat=True))
+        cstore.write_atomic(path, lambda tmp: np.save(tmp, lb, allow_pickle=False))
 
 
-def _read_centres(path, nside: int) -> tuple[np.ndarray, np.ndarray] | None:
+def _read_centres(path, nside: int, mmap: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
+    """The cached (l, b) [deg] of every RING pixel of ``nside``, or ``None`` if absent or unreadable."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            l, b = data["l"], data["b"]
+        lb = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except Exception:  # noqa: BLE001 - a missing or unreadable entry is rebuilt by prepare
         return None
-    return (l, b) if l.shape == b.shape == (12 * nside**2,) else None
+    return (lb[0], lb[1]) if lb.shape == (2, 12 * nside**2) and lb.dtype == np.float64 else None
 
 
 def plan(config, store, client=None) -> StagePlan:
@@ -616,7 +630,7 @@ def plan(config, store, client=None) -> StagePlan:
             "ordering": "RING",
             "coordsys": "G",
         },
-        payload=SkyPayload(los=los, nside=s.nside, components=s.components),
+        payload=SkyPayload(los=los, nside=s.nside, components=s.components, centres=str(_centres_path(store, s.nside))),
         notes=notes,
         describe=operators_found([sky_entry(los, s.nside, a, min(a + chunk, n_pix)) for a in range(0, n_pix, chunk)], chunk),
     )

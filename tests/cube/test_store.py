@@ -131,6 +131,33 @@ def test_a_chunk_for_the_wrong_rows_is_refused(store):
         cs.validate_chunk(store, "xsec", keys[0], renamed)
 
 
+def test_a_group_set_up_again_is_read_again_not_from_the_opened_arrays(store):
+    """A worker keeps the arrays it opened while their metadata is unchanged; a new group is new."""
+    cs.setup_group(store, "xsec", _template(7), "E_p", 3)
+    keys = chunk_keys("xsec", "E_p", 7, 3)
+    for key in keys:
+        cs.validate_chunk(store, "xsec", key, _chunk(key))
+        cs.write_chunk(store, "xsec", key, _chunk(key))
+    # same metadata bytes, other coordinate values: the coordinates are read from the new group
+    cs.setup_group(store, "xsec", _template(7).assign_coords(E_p=np.arange(1.0, 8) * 2), "E_p", 3)
+    with pytest.raises(cs.StoreError, match="coordinate 'E_p' does not match"):
+        cs.validate_chunk(store, "xsec", keys[0], _chunk(keys[0]))
+    # other sizes and chunking: the arrays are opened again, and every chunk lands where it belongs
+    cs.setup_group(store, "xsec", _template(4).chunk({"E_p": 2}), "E_p", 2)
+    for key in chunk_keys("xsec", "E_p", 4, 2):
+        cs.validate_chunk(store, "xsec", key, _chunk(key))
+        cs.write_chunk(store, "xsec", key, _chunk(key))
+    ds = cube.open(store, "xsec")
+    assert ds.sizes["E_p"] == 4 and ds.dsigma_dE.chunks[0] == (2, 2)
+    np.testing.assert_array_equal(ds.sigma_inel.values, 10 * np.arange(1.0, 5))
+    # a variable removed from the group is missing again, not remembered
+    import shutil
+
+    shutil.rmtree(store / "xsec" / "sigma_inel")
+    with pytest.raises(cs.StoreError, match="'sigma_inel' is not in group"):
+        cs.write_chunk(store, "xsec", chunk_keys("xsec", "E_p", 4, 2)[0], _chunk(chunk_keys("xsec", "E_p", 4, 2)[0]))
+
+
 def test_read_rows_gives_numpy_backed_rows(store):
     cs.setup_group(store, "xsec", _template(), "E_p", 3)
     for key in chunk_keys("xsec", "E_p", 7, 3):

@@ -407,3 +407,30 @@ def test_region_means_equal_a_direct_fine_quadrature_of_the_model(built, region)
     s = cube.open(built[0], "sed").load()
     got = s.mean_intensity.sel(region=region).transpose("scenario", "messenger", "energy").values.ravel()
     np.testing.assert_allclose(got, mean, rtol=1e-3)
+
+
+def test_pixel_centres_come_from_the_prepared_cache_as_healpy_gives_them(built, tmp_path):
+    """A sky chunk reads its pixel centres from the array prepare cached, bit for bit healpy's."""
+    from tasks.stages import sky as S
+
+    store, _ = built
+    nside = _config().sky.nside
+    path = S._centres_path(store, nside)
+    assert path.is_file()  # written by the run that built the store
+    start, stop = 5, 5 + 3 * nside
+    l_ref, b_ref = hp.pix2ang(nside, np.arange(start, stop), lonlat=True)
+    l, b = S._pixel_centres(nside, start, stop, str(path))
+    np.testing.assert_array_equal(l, l_ref)
+    np.testing.assert_array_equal(b, b_ref)
+    # an entry of another nside, an unreadable one or none at all: healpy answers
+    wrong = tmp_path / "wrong.npy"
+    np.save(wrong, np.zeros((2, 12 * (2 * nside) ** 2)))
+    for cached in (str(wrong), str(tmp_path / "absent.npy"), None):
+        l, b = S._pixel_centres(nside, start, stop, cached)
+        np.testing.assert_array_equal(l, l_ref)
+        np.testing.assert_array_equal(b, b_ref)
+    # the map itself: the stored pixels' l and b are healpy's
+    sky = cube.open(store, "sky")
+    l_all, b_all = hp.pix2ang(nside, np.arange(12 * nside**2), lonlat=True)
+    np.testing.assert_array_equal(sky.l.values, l_all)
+    np.testing.assert_array_equal(sky.b.values, b_all)

@@ -1,0 +1,66 @@
+"""Per-machine disk cache of tables a process would otherwise rebuild on every start.
+
+A table cached here is a pure function of installed packages and of the arguments that name
+it (the key), so it sits where numba keeps its compiled kernels: ``NUMBA_CACHE_DIR`` if set,
+else the ``__pycache__`` next to the module that builds it, and nowhere if that cannot be
+written. An entry is written through a temporary file and renamed, so a reader sees it whole
+or not at all, and it is read as a plain array (``allow_pickle=False``): an unreadable entry is
+rebuilt with a warning, never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["cache_directory", "cached_array"]
+
+
+def cache_directory(module_file: str) -> Path | None:
+    """Where the tables of the module at ``module_file`` are cached, or ``None`` if nowhere is writable."""
+    env = os.environ.get("NUMBA_CACHE_DIR")
+    if env:
+        return Path(env)
+    pycache = Path(module_file).resolve().parent / "__pycache__"
+    probe = pycache if pycache.is_dir() else pycache.parent
+    return pycache if os.access(probe, os.W_OK) else None
+
+
+def cached_array(directory: Path | None, name: str, key: dict, build: Callable[[], np.ndarray]) -> np.ndarray:
+    """``build()``, or the array an earlier call with the same ``name`` and ``key`` saved in ``directory``.
+
+    Parameters
+    ----------
+    directory : Path or None
+        Cache directory (:func:`cache_directory`); ``None`` builds without caching.
+    name : str
+        What the table is (part of the file name).
+    key : dict
+        Everything the table depends on, as JSON (package versions, arguments, grids).
+    build : callable
+        Returns the table (a numeric array).
+    """
+    if directory is None:
+        return build()
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    path = directory / f"{name}-{digest}.npy"
+    if path.is_file():
+        try:
+            return np.load(path, allow_pickle=False)
+        except Exception as exc:  # noqa: BLE001 - any unreadable entry is rebuilt, never executed
+            warnings.warn(f"ignoring unreadable cache entry {path} ({type(exc).__name__}: {exc}); rebuilding it", stacklevel=2)
+    table = build()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
+        np.save(tmp, table, allow_pickle=False)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only or full cache directory costs the rebuild, nothing else
+    return table
