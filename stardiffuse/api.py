@@ -296,7 +296,9 @@ def cluster(
     options = {"wait_timeout": r.wait_timeout, "adapt": adapt, "worker_lifetime": r.worker_lifetime,
                "lifetime_stagger": r.lifetime_stagger, "tls": r.tls, "dashboard_address": r.dashboard_address,
                "announce": console.print if console is not None else None}
-    client = LazyClient(lambda: make_client(kind, workers, jq, **options))
+    from tasks import warm
+
+    client = LazyClient(lambda: make_client(kind, workers, jq, **options), on_start=warm.start)
     try:
         yield client
     finally:

@@ -505,10 +505,13 @@ class LazyClient:
     ----------
     factory : callable
         Returns the context manager that yields the client (``lambda: make_client(...)``).
+    on_start : callable, optional
+        Called with the client once it has started (e.g. :func:`tasks.warm.start`).
     """
 
-    def __init__(self, factory) -> None:
+    def __init__(self, factory, on_start=None) -> None:
         self._factory = factory
+        self._on_start = on_start
         self._stack = contextlib.ExitStack()
         self._client = None
 
@@ -520,6 +523,8 @@ class LazyClient:
     def __getattr__(self, name: str):
         if self._client is None:
             self._client = self._stack.enter_context(self._factory())
+            if self._on_start is not None:
+                self._on_start(self._client)
         return getattr(self._client, name)
 
     def close(self) -> None:

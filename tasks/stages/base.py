@@ -101,6 +101,12 @@ class Stage:
     rank : int
         Where the stage sorts among stages its inputs leave unordered (run order and the
         order of ``status``; ties by name).
+    warm : callable, optional
+        ``warm(on_workers) -> None``: load in this process what the stage's first chunk
+        (``on_workers=True``) or its ``prepare`` and ``plan`` on the client (``False``) would
+        otherwise load first: heavy imports, compiled kernels from numba's cache, tables. It
+        computes nothing that is kept; :mod:`tasks.warm` runs it in a background thread as a
+        cluster starts, so that it overlaps the time a process waits.
     """
 
     name: str
@@ -112,6 +118,7 @@ class Stage:
     plan: Callable[..., "StagePlan"]
     prepare: Callable[..., None] | None = None
     rank: int = 0
+    warm: Callable[[bool], None] | None = None
 
     def __post_init__(self) -> None:
         if self.schema.name != self.name:

@@ -316,6 +316,12 @@ def plan(config, store, client=None) -> StagePlan:
     )
 
 
+def warm(on_workers: bool) -> None:
+    """Workers: the population kernels' module (the Monte Carlo and its estimators)."""
+    if on_workers:
+        from tasks.kernels import population  # noqa: F401
+
+
 STAGE = Stage(
     name="population",
     code_version=CODE_VERSION,
@@ -325,4 +331,5 @@ STAGE = Stage(
     compute=compute,
     plan=plan,
     rank=40,
+    warm=warm,
 )

@@ -144,6 +144,7 @@ def plan(config, store, client=None) -> StagePlan:
     settings = los_settings(config)
     los = los_payload(config, store, key, e)
     fp = Fingerprinter(code=CODE_VERSION, emissivity=key, los=settings, dl=s.region_dl, nb=s.region_b_nodes)
+    rays = [region_nodes(boxes[k], s.region_dl, s.region_b_nodes)[0].size for k in names]
     rows = fp.rows(region=names, boxes=[boxes[k] for k in names])
     full = (n, len(SCENARIOS), len(MESSENGERS), energy.size)
     dims = _DIMS
@@ -168,6 +169,8 @@ def plan(config, store, client=None) -> StagePlan:
         payload=SedPayload(los=los, names=names, boxes=boxes, dl=s.region_dl, nb=s.region_b_nodes),
         notes=[f"{n} regions ({len(s.regions)} from sky.regions)"],
         describe=operators_found([region_entry(los, boxes[k], s.region_dl, s.region_b_nodes) for k in names], 1),
+        # a region's rays, so that the largest region starts first instead of ending the stage alone
+        cost=lambda start, stop: float(sum(rays[start:stop])),
     )
 
 

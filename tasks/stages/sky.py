@@ -665,6 +665,14 @@ def operators_found(entries: list[Path | None], chunk: int) -> Callable[[list], 
     return describe
 
 
+def warm(on_workers: bool) -> None:
+    """Workers: the map sums' compiled kernels' module; client: healpy (with matplotlib, ~1 s), for :func:`prepare`."""
+    if on_workers:
+        from tasks.kernels import mapsum  # noqa: F401
+    else:
+        import healpy  # noqa: F401
+
+
 STAGE = Stage(
     name="sky",
     code_version=CODE_VERSION,
@@ -675,4 +683,5 @@ STAGE = Stage(
     plan=plan,
     prepare=prepare,
     rank=60,
+    warm=warm,
 )

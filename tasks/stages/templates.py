@@ -207,7 +207,9 @@ def generator_tracks(config, store, client=None) -> pd.DataFrame:
     batches = []
     for z in sorted({z for _, z in missing}):
         ms = [m for m, zz in missing if zz == z]
-        batches += [(ms[i : i + TRACK_BATCH], z) for i in range(0, len(ms), TRACK_BATCH)]
+        # near-equal batches of at most TRACK_BATCH (19 tracks: 10 + 9, not 16 + 3 that keep one worker waiting)
+        n_batches = -(-len(ms) // TRACK_BATCH)
+        batches += [(list(part), z) for part in np.array_split(np.asarray(ms, dtype=object), n_batches)]
     # Every extra snapshot of the batch's tracks, once and in the configuration's order:
     # evolve_tracks gives each track those matching its own mass.
     args = [
@@ -552,6 +554,18 @@ def plan(config, store, client=None) -> StagePlan:
     )
 
 
+def warm(on_workers: bool) -> None:
+    """Workers: COSMIC (the track evolution) and the envelope integration, its kernels and opacity table, on the Sun."""
+    if not on_workers:
+        return
+    import cosmic.evolve  # noqa: F401 - ~1 s, the first _evolve_batch's otherwise
+
+    from catalogs.stellar.envelope import envelope_profiles
+
+    sun = [np.array([v]) for v in (1.0, 6.957e10, 1.0, 5772.0, 0.70, 0.02)]  # M, R [cm], L, Teff, X, Z (IAU 2015 R_sun)
+    envelope_profiles(*sun, radius_grid(16, 1e-6))
+
+
 STAGE = Stage(
     name="templates",
     code_version=CODE_VERSION,
@@ -562,4 +576,5 @@ STAGE = Stage(
     plan=plan,
     prepare=prepare,
     rank=20,
+    warm=warm,
 )

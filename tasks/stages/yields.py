@@ -662,6 +662,14 @@ def _solar(inp: _Inputs, config) -> dict:
     }
 
 
+def warm(on_workers: bool) -> None:
+    """Both sides (the client computes the Sun's calibration): the luminosity kernels' modules and numba's set-up."""
+    from catalogs.jit import warm_numba
+    from tasks.kernels import luminosity  # noqa: F401 - imports the mirroring and ballistic kernels
+
+    warm_numba()
+
+
 STAGE = Stage(
     name="yields",
     code_version=CODE_VERSION,
@@ -672,4 +680,5 @@ STAGE = Stage(
     plan=plan,
     prepare=prepare,
     rank=30,
+    warm=warm,
 )
