@@ -10,9 +10,11 @@ rebuilt with a warning, never trusted.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -56,11 +58,17 @@ def cached_array(directory: Path | None, name: str, key: dict, build: Callable[[
         except Exception as exc:  # noqa: BLE001 - any unreadable entry is rebuilt, never executed
             warnings.warn(f"ignoring unreadable cache entry {path} ({type(exc).__name__}: {exc}); rebuilding it", stacklevel=2)
     table = build()
+    tmp = None
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
-        np.save(tmp, table, allow_pickle=False)
+        # a unique name: the directory may be shared by processes of several nodes
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.npy", dir=directory)
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, table, allow_pickle=False)
         os.replace(tmp, path)
     except OSError:
-        pass  # a read-only or full cache directory costs the rebuild, nothing else
+        # a read-only or full cache directory costs the rebuild, nothing else
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
     return table

@@ -322,8 +322,13 @@ async def _open_arrays(store: str | os.PathLike, group: str, names: list[str], m
             local = LocalStore(root, read_only=mode == "r")
         try:
             arr = await open_array(store=local, path=path, mode=mode, zarr_format=3)
-        except (FileNotFoundError, KeyError, ValueError, zarr.errors.ArrayNotFoundError, zarr.errors.NodeTypeValidationError):
-            return None
+        except (FileNotFoundError, zarr.errors.ArrayNotFoundError, zarr.errors.NodeTypeValidationError):
+            return None  # gone since, or a group of that name
+        except Exception as exc:
+            raise StoreError(
+                f"cannot read the metadata of {path!r} in store {root} ({type(exc).__name__}: {exc}): "
+                f"delete the group {group!r} (or the store) and rerun"
+            ) from exc
         if len(_OPENED) > 4096:  # a long-lived worker that saw many stores
             _OPENED.clear()
         _OPENED[(root, path, mode)] = (meta, arr)
@@ -361,7 +366,8 @@ def write_chunk(store: str | os.PathLike, group: str, key: ChunkKey, chunk: xr.D
     region = key.region
 
     async def write() -> None:
-        writes = []
+        # every variable is checked before the first byte is written
+        targets = []
         for name, arr in zip(names, await _open_arrays(store, group, names, "r+")):
             arr, dims = _stored(arr, group, key, name)
             var = chunk[name]
@@ -370,9 +376,8 @@ def write_chunk(store: str | os.PathLike, group: str, key: ChunkKey, chunk: xr.D
             data = np.asarray(var.transpose(*dims).values)
             if data.dtype != arr.dtype:
                 data = data.astype(arr.dtype)
-            selection = tuple(region.get(d, slice(None)) for d in dims)
-            writes.append(arr.with_config({"write_empty_chunks": True}).setitem(selection, data))
-        await asyncio.gather(*writes)
+            targets.append((arr, tuple(region.get(d, slice(None)) for d in dims), data))
+        await asyncio.gather(*(a.with_config({"write_empty_chunks": True}).setitem(sel, d) for a, sel, d in targets))
 
     zsync(write())
     return key

@@ -303,6 +303,7 @@ def cluster(
         yield client
     finally:
         client.close()
+        warm.finish()
 
 
 def parse_sweep(text: str) -> tuple[str, list]:

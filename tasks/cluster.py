@@ -506,7 +506,14 @@ class LazyClient:
     factory : callable
         Returns the context manager that yields the client (``lambda: make_client(...)``).
     on_start : callable, optional
-        Called with the client once it has started (e.g. :func:`tasks.warm.start`).
+        ``on_start(client, stages)``, called once the client has started (e.g.
+        :func:`tasks.warm.start`), with :attr:`stages`.
+
+    Attributes
+    ----------
+    stages : tuple of str or None
+        The stages the run using this client computes (set by :func:`tasks.runner.run`);
+        ``None``: unknown.
     """
 
     def __init__(self, factory, on_start=None) -> None:
@@ -514,6 +521,7 @@ class LazyClient:
         self._on_start = on_start
         self._stack = contextlib.ExitStack()
         self._client = None
+        self.stages: tuple[str, ...] | None = None
 
     @property
     def started(self) -> bool:
@@ -524,7 +532,7 @@ class LazyClient:
         if self._client is None:
             self._client = self._stack.enter_context(self._factory())
             if self._on_start is not None:
-                self._on_start(self._client)
+                self._on_start(self._client, self.stages)
         return getattr(self._client, name)
 
     def close(self) -> None:

@@ -430,6 +430,11 @@ def run(
 
     names = resolve(stages)
     check_paths(config)
+    if client is not None:
+        from tasks.cluster import LazyClient
+
+        if isinstance(client, LazyClient) and not client.started:
+            client.stages = tuple(names)  # what its workers warm up once it starts
     results: dict[str, StageResult] = {}
     current = "lock"
     try:

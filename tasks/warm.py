@@ -15,44 +15,73 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Iterable
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-__all__ = ["warm", "warm_in_background", "WarmUp", "start"]
+__all__ = ["warm", "warm_in_background", "WarmUp", "start", "finish"]
 
 log = logging.getLogger(__name__)
 
 
-def warm(on_workers: bool) -> None:
-    """Run every stage's ``warm`` hook in run order in this process (see :class:`~tasks.stages.base.Stage`)."""
-    from tasks.stages import STAGES
+def warm(on_workers: bool, stages: Iterable[str] | None = None) -> None:
+    """Run the ``warm`` hook of ``stages`` (default all) in run order in this process (see :class:`~tasks.stages.base.Stage`)."""
+    from tasks.stages import ORDER, STAGES
 
-    for stage in STAGES.values():
-        if stage.warm is None:
+    wanted = set(ORDER if stages is None else stages)
+    for name in ORDER:
+        hook = STAGES[name].warm if name in wanted else None
+        if hook is None:
             continue
         try:
-            stage.warm(on_workers)
+            hook(on_workers)
         except Exception:  # noqa: BLE001 - a warm-up is an optimisation: its stage then loads on first use
-            log.debug("warm-up of stage %s failed", stage.name, exc_info=True)
+            log.debug("warm-up of stage %s failed", name, exc_info=True)
 
 
-def warm_in_background(on_workers: bool) -> threading.Thread:
+def warm_in_background(on_workers: bool, stages: Iterable[str] | None = None) -> threading.Thread:
     """Start :func:`warm` in a daemon thread of this process and return the thread."""
-    thread = threading.Thread(target=warm, args=(on_workers,), name="stardiffuse-warm-up", daemon=True)
+    args = (on_workers, None if stages is None else tuple(stages))
+    thread = threading.Thread(target=warm, args=args, name="stardiffuse-warm-up", daemon=True)
     thread.start()
     return thread
 
 
 class WarmUp(WorkerPlugin):
-    """Worker plugin that warms each worker in the background as it starts (see :func:`start`)."""
+    """Worker plugin that warms each worker in the background as it starts (see :func:`start`).
+
+    Parameters
+    ----------
+    stages : tuple of str, optional
+        The stages of the run (default all).
+    """
 
     name = "stardiffuse-warm-up"
 
+    def __init__(self, stages: tuple[str, ...] | None = None) -> None:
+        self.stages = stages
+
     def setup(self, worker) -> None:
-        warm_in_background(on_workers=True)
+        warm_in_background(True, self.stages)
 
 
-def start(client) -> None:
-    """Warm the workers of ``client`` (those present and those that join later) and this client."""
-    client.register_plugin(WarmUp())
-    warm_in_background(on_workers=False)
+_CLIENT_THREADS: list[threading.Thread] = []
+
+
+def start(client, stages: Iterable[str] | None = None) -> None:
+    """Warm the workers of ``client`` (those present and those that join later) and this process.
+
+    A failure to register the plugin is logged, not raised: the run goes on cold.
+    """
+    stages = None if stages is None else tuple(stages)
+    try:
+        client.register_plugin(WarmUp(stages))
+    except Exception:  # noqa: BLE001 - an optimisation must not stop the run
+        log.warning("could not start the workers' warm-up; they load each stage on first use", exc_info=True)
+    _CLIENT_THREADS.append(warm_in_background(False, stages))
+
+
+def finish() -> None:
+    """Wait for this process's warm-up threads, so that it never exits in the middle of an import."""
+    while _CLIENT_THREADS:
+        _CLIENT_THREADS.pop().join()

@@ -11,7 +11,7 @@ lookups are then 4-linear interpolation in (X, log Z, log T, log R) on log10 kap
 vectorised over arbitrary arrays (one composition per element). Building the table takes
 ~1 s (63 rm-tables evaluations and their numba kernels): a process loads it instead from the
 disk cache of :mod:`catalogs.diskcache` (17.6 MB, ~20 ms), where the first build saves it,
-keyed by the rm-tables version and the node grid.
+keyed by the rm-tables version, the node grid and the code of the build.
 
 Out of range: X and Z are clipped to the node range; log R is clipped to [-8, 1] (the
 value at the nearest tabulated density is held, as rm-tables does); log T is clipped to
@@ -21,7 +21,9 @@ envelopes this is used for).
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.metadata
+import inspect
 
 import numpy as np
 
@@ -48,6 +50,7 @@ def opacity_table(cold: str = "ferguson", opal_set: str = "GS98hz") -> np.ndarra
     """
     key = {
         "format": 1,
+        "builder": hashlib.sha256(inspect.getsource(_build_table).encode()).hexdigest(),
         "rm_tables": importlib.metadata.version("rm-tables"),
         "cold": cold,
         "opal_set": opal_set,

@@ -9,7 +9,8 @@ an unknown input is an error at import).
 Adding a stage (say per-flavour oscillated neutrinos) touches only:
 
 1. ``tasks/stages/<name>.py``: its ``GroupSchema``, payload dataclass, ``compute``, ``plan``
-   (and ``prepare`` if it has costly derived inputs) and ``STAGE = Stage(...)``;
+   (``prepare`` if it has costly derived inputs, ``warm`` if its first chunk loads heavy modules
+   or compiled kernels) and ``STAGE = Stage(...)``;
 2. ``tasks/kernels/<name>.py``: its physics, pure numpy;
 3. ``tasks/config.py``: its configuration section;
 4. ``tests/tasks/stages/test_<name>.py`` (and the kernel's tests).

@@ -559,7 +559,7 @@ def prepare(config, store, client=None) -> None:
     """
     nside = config.sky.nside
     path = _centres_path(store, nside)
-    if _read_centres(path, nside) is None:
+    if _read_centres(path, nside, mmap=True) is None:
         import healpy as hp
 
         lb = np.stack(hp.pix2ang(nside, np.arange(hp.nside2npix(nside)), lonlat=True))
@@ -630,7 +630,7 @@ def plan(config, store, client=None) -> StagePlan:
             "ordering": "RING",
             "coordsys": "G",
         },
-        payload=SkyPayload(los=los, nside=s.nside, components=s.components, centres=str(_centres_path(store, s.nside))),
+        payload=SkyPayload(los=los, nside=s.nside, components=s.components, centres=str(_centres_path(store, s.nside).resolve())),
         notes=notes,
         describe=operators_found([sky_entry(los, s.nside, a, min(a + chunk, n_pix)) for a in range(0, n_pix, chunk)], chunk),
     )

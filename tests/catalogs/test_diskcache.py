@@ -75,7 +75,11 @@ def test_opacity_table_from_the_cache_is_the_table_rm_tables_gives(tmp_path, mon
     try:
         built = opacity.opacity_table()  # empty cache directory: built and saved
         opacity.opacity_table.cache_clear()
-        loaded = opacity.opacity_table()  # read back from the file
+        import rm_tables
+
+        with monkeypatch.context() as m:
+            m.setattr(rm_tables, "opacity", None)  # a second build would fail
+            loaded = opacity.opacity_table()  # read back from the file
         assert len(list(tmp_path.glob("opacity-*.npy"))) == 1
     finally:
         opacity.opacity_table.cache_clear()

@@ -158,6 +158,24 @@ def test_a_group_set_up_again_is_read_again_not_from_the_opened_arrays(store):
         cs.write_chunk(store, "xsec", chunk_keys("xsec", "E_p", 4, 2)[0], _chunk(chunk_keys("xsec", "E_p", 4, 2)[0]))
 
 
+def test_a_chunk_with_one_bad_variable_writes_none_of_them(store):
+    cs.setup_group(store, "xsec", _template(), "E_p", 3)
+    key = chunk_keys("xsec", "E_p", 7, 3)[0]
+    bad = _chunk(key).assign(sigma_inel=(("E_p", "energy"), np.ones((3, 3))))  # dims the group lacks
+    with pytest.raises(cs.StoreError, match="'sigma_inel' has dims"):
+        cs.write_chunk(store, "xsec", key, bad)
+    stored = cube.open(store, "xsec").dsigma_dE.isel(E_p=slice(0, 3)).values
+    assert np.isnan(stored).all()  # dsigma_dE, checked first, was not written either
+
+
+def test_an_unreadable_array_metadata_is_one_store_error_naming_it(store):
+    cs.setup_group(store, "xsec", _template(), "E_p", 3)
+    key = chunk_keys("xsec", "E_p", 7, 3)[0]
+    (store / "xsec" / "sigma_inel" / "zarr.json").write_text("{not json")
+    with pytest.raises(cs.StoreError, match="cannot read the metadata of 'xsec/sigma_inel'.*delete the group"):
+        cs.write_chunk(store, "xsec", key, _chunk(key))
+
+
 def test_read_rows_gives_numpy_backed_rows(store):
     cs.setup_group(store, "xsec", _template(), "E_p", 3)
     for key in chunk_keys("xsec", "E_p", 7, 3):

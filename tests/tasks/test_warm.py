@@ -54,9 +54,38 @@ def test_a_failing_hook_leaves_the_others_running(monkeypatch):
     assert calls == [False]
 
 
+def test_only_the_run_s_stages_are_warmed(monkeypatch):
+    import dataclasses
+
+    calls = []
+    for name in STAGES:
+        monkeypatch.setitem(STAGES, name, dataclasses.replace(STAGES[name], warm=lambda w, n=name: calls.append(n)))
+    warm.warm(True, ["sed", "xsec"])
+    assert calls == ["xsec", "sed"]  # in run order
+    calls.clear()
+    warm.warm(True)
+    assert calls == list(STAGES)
+
+
+def test_a_plugin_that_cannot_be_registered_leaves_the_run_cold_not_failed(monkeypatch):
+    """The client's own warm-up still runs, and :func:`warm.finish` waits for it."""
+    import dataclasses
+
+    class Refusing:  # a client whose scheduler refuses plugins
+        def register_plugin(self, plugin):
+            raise OSError("scheduler gone")
+
+    ran = []
+    name = next(iter(STAGES))
+    monkeypatch.setitem(STAGES, name, dataclasses.replace(STAGES[name], warm=lambda w: ran.append(w)))
+    warm.start(Refusing(), [name])
+    warm.finish()
+    assert ran == [False]
+
+
 @pytest.mark.parametrize("on_workers", [True, False])
-def test_hooks_compute_nothing_that_is_kept(on_workers, tmp_path, monkeypatch):
-    """A hook loads modules and caches of this process only: no store, no file in the working directory."""
+def test_hooks_write_nothing_but_the_per_machine_caches(on_workers, tmp_path, monkeypatch):
+    """A hook loads modules and the tables of this process: nothing in the working directory."""
     monkeypatch.chdir(tmp_path)
     warm.warm(on_workers)
     assert list(tmp_path.iterdir()) == []

@@ -422,6 +422,12 @@ def test_pixel_centres_come_from_the_prepared_cache_as_healpy_gives_them(built, 
     l, b = S._pixel_centres(nside, start, stop, str(path))
     np.testing.assert_array_equal(l, l_ref)
     np.testing.assert_array_equal(b, b_ref)
+    # the rows are read from the cached array (a marked copy), not recomputed
+    marked = tmp_path / "marked.npy"
+    np.save(marked, np.load(path) + 1000.0)
+    l, b = S._pixel_centres(nside, start, stop, str(marked))
+    np.testing.assert_array_equal(l, l_ref + 1000.0)
+    np.testing.assert_array_equal(b, b_ref + 1000.0)
     # an entry of another nside, an unreadable one or none at all: healpy answers
     wrong = tmp_path / "wrong.npy"
     np.save(wrong, np.zeros((2, 12 * (2 * nside) ** 2)))
