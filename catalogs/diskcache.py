@@ -11,8 +11,6 @@ rebuilt with a warning, never trusted.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 import tempfile
 import warnings
@@ -21,17 +19,10 @@ from typing import Callable
 
 import numpy as np
 
+from catalogs.jit import cache_directory
+from cube.fingerprint import digest
+
 __all__ = ["cache_directory", "cached_array"]
-
-
-def cache_directory(module_file: str) -> Path | None:
-    """Where the tables of the module at ``module_file`` are cached, or ``None`` if nowhere is writable."""
-    env = os.environ.get("NUMBA_CACHE_DIR")
-    if env:
-        return Path(env)
-    pycache = Path(module_file).resolve().parent / "__pycache__"
-    probe = pycache if pycache.is_dir() else pycache.parent
-    return pycache if os.access(probe, os.W_OK) else None
 
 
 def cached_array(directory: Path | None, name: str, key: dict, build: Callable[[], np.ndarray]) -> np.ndarray:
@@ -44,14 +35,14 @@ def cached_array(directory: Path | None, name: str, key: dict, build: Callable[[
     name : str
         What the table is (part of the file name).
     key : dict
-        Everything the table depends on, as JSON (package versions, arguments, grids).
+        Everything the table depends on (package versions, arguments, grids, the build's
+        source), hashed with :func:`cube.fingerprint.digest` like every other cache key.
     build : callable
         Returns the table (a numeric array).
     """
     if directory is None:
         return build()
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
-    path = directory / f"{name}-{digest}.npy"
+    path = directory / f"{name}-{digest(key)[:20]}.npy"
     if path.is_file():
         try:
             return np.load(path, allow_pickle=False)

@@ -3,8 +3,23 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-__all__ = ["jit_options", "warm_numba"]
+__all__ = ["cache_directory", "jit_options", "warm_numba"]
+
+
+def cache_directory(module_file: str) -> Path | None:
+    """Where numba caches the kernels of the module at ``module_file`` (and :mod:`catalogs.diskcache` its tables).
+
+    ``NUMBA_CACHE_DIR`` if set, else the ``__pycache__`` next to the module if it can be
+    written (created or not), else ``None``: nowhere.
+    """
+    env = os.environ.get("NUMBA_CACHE_DIR")
+    if env:
+        return Path(env)
+    pycache = Path(module_file).resolve().parent / "__pycache__"
+    probe = pycache if pycache.is_dir() else pycache.parent
+    return pycache if os.access(probe, os.W_OK) else None
 
 
 def jit_options(module_file: str) -> dict:
@@ -15,10 +30,8 @@ def jit_options(module_file: str) -> dict:
     ``error_model="numpy"`` gives IEEE division (no Python exception branches), so lane loops
     vectorise.
     """
-    pycache = os.path.join(os.path.dirname(os.path.abspath(module_file)), "__pycache__")
     return dict(
-        cache=bool(os.environ.get("NUMBA_CACHE_DIR"))
-        or os.access(pycache if os.path.isdir(pycache) else os.path.dirname(pycache), os.W_OK),
+        cache=cache_directory(module_file) is not None,
         error_model="numpy",
         boundscheck=False,
     )

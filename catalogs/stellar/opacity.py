@@ -21,7 +21,6 @@ envelopes this is used for).
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.metadata
 import inspect
 
@@ -50,11 +49,11 @@ def opacity_table(cold: str = "ferguson", opal_set: str = "GS98hz") -> np.ndarra
     """
     key = {
         "format": 1,
-        "builder": hashlib.sha256(inspect.getsource(_build_table).encode()).hexdigest(),
+        "builder": inspect.getsource(_build_table),
         "rm_tables": importlib.metadata.version("rm-tables"),
         "cold": cold,
         "opal_set": opal_set,
-        "nodes": [a.tolist() for a in (X_NODES, Z_NODES, LOG_T_AXIS, LOG_R_AXIS)],
+        "nodes": [X_NODES, Z_NODES, LOG_T_AXIS, LOG_R_AXIS],
     }
     return cached_array(cache_directory(__file__), "opacity", key, lambda: _build_table(cold, opal_set))
 
