@@ -18,10 +18,16 @@ the sky stage reads), for each nside in ``--nsides``, in this one run:
 4. where the source store has a sky map of that nside, whether the chunks equal its pixels bit
    for bit.
 
-Only a subset is computed: the whole nside-1024 map is 1024 chunks (~16x the nside-256 sky)
-and ~60 GB of output.  The scratch store is deleted at the end unless ``--keep``.
+By default only a subset is computed: the whole nside-1024 map is 1024 chunks (~16x the
+nside-256 sky) and ~72 GB of output, more than a workstation's free disk.  ``--chunks`` at least
+the map's chunk count computes the whole map, and then the full-map time is measured, not
+extrapolated; ``--discard`` deletes each chunk's files once they are written and their bytes
+counted, so that a map larger than the disk can still be computed and written chunk by chunk
+as the runner does (the deletion is outside the timed part).  The scratch store is deleted at
+the end unless ``--keep``.
 
     python benchmarks/bench_sky_nside.py --store /tmp/pp/after.zarr --chunks 8 --workers 2
+    python benchmarks/bench_sky_nside.py --store PAPER --nsides 1024 --chunks 1024 --discard --workers 2
 """
 
 from __future__ import annotations
@@ -61,15 +67,26 @@ def _peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _timed_chunk(store: str, target: str, key, payload) -> dict:
-    """Compute and write one sky chunk as the runner does; its wall and CPU seconds and the process's peak RSS after it."""
+def _timed_chunk(store: str, target: str, key, payload, discard_chunk: int | None = None) -> dict:
+    """Compute and write one sky chunk as the runner does; its wall and CPU seconds and the process's peak RSS after it.
+
+    With ``discard_chunk`` (the pixels per chunk), the chunk's files of the two map variables
+    are counted and deleted after the timed part (a map larger than the disk).
+    """
     from tasks.runner import _compute_and_write
     from tasks.stages import sky as S
 
     t0, c0 = time.perf_counter(), time.process_time()
     _compute_and_write(store, target, "sky", key, S.compute, payload)
-    return {"start": key.start, "wall": time.perf_counter() - t0, "cpu": time.process_time() - c0,
-            "peak_rss": _peak_rss_bytes(), "worker": os.getpid(), "done": time.time()}
+    out = {"start": key.start, "wall": time.perf_counter() - t0, "cpu": time.process_time() - c0,
+           "peak_rss": _peak_rss_bytes(), "worker": os.getpid(), "done": time.time(), "bytes": 0}
+    if discard_chunk is not None:
+        # zarr v3 default keys: a pixel chunk's files are under <var>/c/<chunk index>/
+        for var in ("intensity", "intensity_stderr"):
+            folder = Path(store) / target / var / "c" / str(key.start // discard_chunk)
+            out["bytes"] += _du(folder)
+            shutil.rmtree(folder, ignore_errors=True)
+    return out
 
 
 def _timed_read(store: str, key: str, modes: dict) -> float:
@@ -106,17 +123,21 @@ def _same_as(source: Path, store: Path, target: str, nside: int, starts: list[in
                for v in ("intensity", "intensity_stderr") for a in starts)
 
 
-def measure_nside(store: Path, nside: int, n_chunks: int, workers: int, source: Path | None = None) -> dict:
+def measure_nside(store: Path, nside: int, n_chunks: int, workers: int, source: Path | None = None,
+                  discard: bool = False) -> dict:
     """Plan, setup and ``n_chunks`` spread chunks of the paper sky at ``nside``; see the module docstring.
 
     With ``source`` (the store the emissivity came from), ``same_as_source`` says whether the
-    computed chunks equal its sky's, bit for bit, when it has a map of this nside.
+    computed chunks equal its sky's, bit for bit, when it has a map of this nside (not with
+    ``discard``, which deletes each chunk once written).
     """
     from cube.fingerprint import chunk_keys
     from cube.schema import apply_metadata
     from cube.store import open_group_if_exists, setup_group
     from tasks.cluster import make_client
     from tasks.config import load_preset, with_overrides
+    from distributed import as_completed
+
     from tasks.stages import sky as S
 
     cfg = with_overrides(load_preset("paper"), {"sky.nside": nside})
@@ -144,14 +165,21 @@ def measure_nside(store: Path, nside: int, n_chunks: int, workers: int, source: 
         los = payload.los
         t_read = client.run(_timed_read, str(store), los["emissivity_key"], los["modes"])
         t4 = time.perf_counter()
-        futures = [client.submit(_timed_chunk, str(store), target, k, shared, pure=False) for k in chosen]
-        chunks = client.gather(futures)
+        futures = [client.submit(_timed_chunk, str(store), target, k, shared, chunk if discard else None, pure=False)
+                   for k in chosen]
+        chunks = []
+        for future in as_completed(futures):
+            chunks.append(future.result())
+            if len(chunks) % 64 == 0 or len(chunks) == len(chosen):
+                print(f"nside {nside}: {len(chunks)}/{len(chosen)} chunks, {time.perf_counter() - t4:.0f} s", flush=True)
         t5 = time.perf_counter()
         peaks = client.run(_peak_rss_bytes)
     mean_wall = sum(c["wall"] for c in chunks) / len(chunks)
     mean_cpu = sum(c["cpu"] for c in chunks) / len(chunks)
     fixed = t3 - t0 + max(t_read.values())
-    written = sum(_du(store / target / v) for v in ("intensity", "intensity_stderr"))  # not the map's coordinates
+    # the map variables' bytes, not the coordinates'
+    written = sum(c["bytes"] for c in chunks) if discard else sum(_du(store / target / v) for v in ("intensity", "intensity_stderr"))
+    whole = len(chosen) == len(keys)
     return {
         "nside": nside,
         "pixels": n_pix,
@@ -165,6 +193,9 @@ def measure_nside(store: Path, nside: int, n_chunks: int, workers: int, source: 
         "plan_s": t2 - t1,
         "setup_s": t3 - t2,
         "subset_wall_s": t5 - t4,
+        # the whole map computed: its time measured (chunks + plan, setup and the L_bar reads)
+        "measured_map_wall_s": t5 - t4 + fixed if whole else None,
+        "measured_map_cpu_s": sum(c["cpu"] for c in chunks) if whole else None,
         "chunk_wall_s": [c["wall"] for c in chunks],
         "chunk_cpu_s": [c["cpu"] for c in chunks],
         "mean_chunk_wall_s": mean_wall,
@@ -185,21 +216,24 @@ def measure_nside(store: Path, nside: int, n_chunks: int, workers: int, source: 
         "output_bytes_per_chunk": written / len(chosen),
         "extrapolated_output_GB": written / len(chosen) * len(keys) / 1e9,
         "map_operator_GB": S.map_operator_bytes(payload.los["modes"], grid["R"], grid["z"], cfg.sky.steps, n_pix) / 1e9,
-        "same_as_source": _same_as(source, store, target, nside, [k.start for k in chosen], chunk) if source else None,
+        "same_as_source": (_same_as(source, store, target, nside, [k.start for k in chosen], chunk)
+                           if source and not discard else None),
         "operator_cache_written_GB": (_du(store / "_cache" / "sky_operator") - cache_before) / 1e9,
     }
 
 
 def _print(rows: list[dict], workers: int) -> None:
     print(f"| nside | pixels | chunks | measured | plan + setup [s] | chunk wall / CPU [s] | map [s] extrapolated, "
-          f"{workers} workers: as loaded / idle cores | map CPU [s] | worker peak RSS [GB] | output [GB] | operators |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+          f"{workers} workers: as loaded / idle cores | map [s] measured | map CPU [s] | worker peak RSS [GB] | "
+          f"output [GB] | operators |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
         ops = f"{r['map_operator_GB']:.2f} GB, " + ("cached" if r["operators_cached"] else "not cached")
+        measured = "-" if r["measured_map_wall_s"] is None else f"{r['measured_map_wall_s']:.0f}"
         print(f"| {r['nside']} | {r['pixels']:,} | {r['chunks_of_map']} | {r['chunks_measured']} | "
               f"{r['prepare_s'] + r['plan_s']:.2f} + {r['setup_s']:.2f} | {r['mean_chunk_wall_s']:.2f} / "
               f"{r['mean_chunk_cpu_s']:.2f} | {r['extrapolated_map_wall_s']:.0f} / {r['extrapolated_map_idle_s']:.0f} | "
-              f"{r['extrapolated_map_cpu_s']:.0f} | "
+              f"{measured} | {r['extrapolated_map_cpu_s']:.0f} | "
               f"{max(r['worker_peak_rss_GB']):.2f} | {r['extrapolated_output_GB']:.1f} | {ops} |")
     if len(rows) > 1:
         a, b = rows[0], rows[-1]
@@ -217,6 +251,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--scratch", type=Path, default=None, help="directory of the scratch store (default: a temporary one)")
     p.add_argument("--keep", action="store_true", help="keep the scratch store")
+    p.add_argument("--discard", action="store_true",
+                   help="delete each chunk's files once written and counted (a map larger than the free disk)")
     args = p.parse_args(argv)
     import healpy  # noqa: F401 - imported once before any timing (it imports matplotlib and astropy)
 
@@ -226,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
         scratch_store(args.store, work)
         rows = []
         for nside in args.nsides:
-            rows.append(measure_nside(work, nside, args.chunks, args.workers, args.store))
+            rows.append(measure_nside(work, nside, args.chunks, args.workers, args.store, args.discard))
             print(json.dumps(rows[-1]), flush=True)
         _print(rows, args.workers)
     finally:

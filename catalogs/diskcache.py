@@ -5,7 +5,9 @@ it (the key), so it sits where numba keeps its compiled kernels: ``NUMBA_CACHE_D
 else the ``__pycache__`` next to the module that builds it, and nowhere if that cannot be
 written. An entry is written through a temporary file and renamed, so a reader sees it whole
 or not at all, and it is read as a plain array (``allow_pickle=False``): an unreadable entry is
-rebuilt with a warning, never trusted.
+rebuilt with a warning, never trusted. A name keeps its ``KEEP`` newest entries: an upgrade
+that changes a key does not leave the old table behind for ever, and two environments sharing a
+cache directory do not evict each other's.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import numpy as np
 from catalogs.jit import cache_directory
 from cube.fingerprint import digest
 
-__all__ = ["cache_directory", "cached_array"]
+__all__ = ["KEEP", "cache_directory", "cached_array"]
+
+KEEP = 2
 
 
 def cached_array(directory: Path | None, name: str, key: dict, build: Callable[[], np.ndarray]) -> np.ndarray:
@@ -57,9 +61,23 @@ def cached_array(directory: Path | None, name: str, key: dict, build: Callable[[
         with os.fdopen(fd, "wb") as f:
             np.save(f, table, allow_pickle=False)
         os.replace(tmp, path)
+        _evict(directory, name, path)
     except OSError:
         # a read-only or full cache directory costs the rebuild, nothing else
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
     return table
+
+
+def _evict(directory: Path, name: str, kept: Path) -> None:
+    """Delete all but the :data:`KEEP` newest entries of ``name`` (``kept``, just written, stays)."""
+    entries = []
+    for entry in directory.glob(f"{name}-*.npy"):
+        with contextlib.suppress(OSError):  # another process may delete it first
+            entries.append((entry.stat().st_mtime_ns, entry))
+    entries.sort(reverse=True)
+    for _, entry in entries[KEEP:]:
+        if entry != kept:
+            with contextlib.suppress(OSError):
+                entry.unlink()

@@ -31,6 +31,29 @@ def test_another_key_is_another_entry(tmp_path):
     assert len(calls) == 2 and len(list(tmp_path.glob("t-*.npy"))) == 2
 
 
+def test_a_name_keeps_its_newest_entries(tmp_path):
+    """A third key evicts the oldest entry of the name, not the others' or another name's."""
+    import os
+
+    from cube.fingerprint import digest
+
+    build, calls = _counting_builder(1.0)
+    cached_array(tmp_path, "other", {"v": 0}, build)
+    for v in (1, 2, 3):
+        if v == 3:  # mtimes in the order written, whatever the file system's clock resolution
+            for old in (1, 2):
+                os.utime(tmp_path / f"t-{digest({'v': old})[:20]}.npy", ns=(old * 10**9, old * 10**9))
+        cached_array(tmp_path, "t", {"v": v}, build)
+    assert sorted(p.name for p in tmp_path.glob("t-*.npy")) == sorted(
+        f"t-{digest({'v': v})[:20]}.npy" for v in (2, 3))
+    assert len(list(tmp_path.glob("other-*.npy"))) == 1
+    cached_array(tmp_path, "t", {"v": 3}, build)
+    cached_array(tmp_path, "t", {"v": 2}, build)
+    assert len(calls) == 4  # 2 and 3 read back
+    cached_array(tmp_path, "t", {"v": 1}, build)
+    assert len(calls) == 5  # 1 was evicted: built again
+
+
 def test_unreadable_entry_is_rebuilt_with_a_warning(tmp_path):
     build, calls = _counting_builder(3.0)
     cached_array(tmp_path, "t", {"v": 1}, build)
