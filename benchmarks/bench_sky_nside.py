@@ -131,13 +131,13 @@ def measure_nside(store: Path, nside: int, n_chunks: int, workers: int, source: 
     computed chunks equal its sky's, bit for bit, when it has a map of this nside (not with
     ``discard``, which deletes each chunk once written).
     """
+    from distributed import as_completed
+
     from cube.fingerprint import chunk_keys
     from cube.schema import apply_metadata
     from cube.store import open_group_if_exists, setup_group
     from tasks.cluster import make_client
     from tasks.config import load_preset, with_overrides
-    from distributed import as_completed
-
     from tasks.stages import sky as S
 
     cfg = with_overrides(load_preset("paper"), {"sky.nside": nside})
